@@ -1,0 +1,522 @@
+//! QEMU's command line, for the options kvmon supports: single or double
+//! dash, the value in the next word, every option checked before any is
+//! acted on, errors as `PROG: LOCATION: MESSAGE`.
+
+mod chardev;
+mod help;
+mod opts;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use machine::{MachineConfig, Uuid};
+use monitor::MonitorSpec;
+
+use chardev::{Chardev, Compat};
+use opts::Schema;
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Box<Config>),
+    /// Print this on standard output and exit 0 (`-help`, `-version`, `help`).
+    Print(String),
+}
+
+/// A checked command line.
+#[derive(Debug)]
+pub struct Config {
+    pub machine: MachineConfig,
+    /// Accelerators to try in order, each with the option that named it.
+    pub accelerators: Vec<(String, Option<String>)>,
+    pub monitors: Vec<MonitorSpec>,
+    pub daemonize: bool,
+    pub pidfile: Option<PathBuf>,
+    /// `-name process=`: the name the process shows in `ps`.
+    pub process_name: Option<String>,
+    /// Lines to print (after `PROG: `) before starting.
+    pub warnings: Vec<String>,
+}
+
+/// A command-line error: lines printed as QEMU prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    lines: Vec<(Option<String>, String)>,
+    hint: Option<String>,
+}
+
+impl CliError {
+    /// `PROG: LOCATION: MESSAGE`.
+    pub fn at(location: &str, message: impl Into<String>) -> Self {
+        CliError {
+            lines: vec![(Some(location.to_string()), message.into())],
+            hint: None,
+        }
+    }
+
+    /// `PROG: MESSAGE`, for errors found after the options were read.
+    pub fn bare(message: impl Into<String>) -> Self {
+        CliError {
+            lines: vec![(None, message.into())],
+            hint: None,
+        }
+    }
+
+    /// A further located line.
+    pub fn also(mut self, location: &str, message: impl Into<String>) -> Self {
+        self.lines
+            .push((Some(location.to_string()), message.into()));
+        self
+    }
+
+    /// A last line printed as is.
+    pub fn hint(mut self, text: &str) -> Self {
+        self.hint = Some(text.to_string());
+        self
+    }
+
+    /// The lines to print on standard error.
+    pub fn render(&self, program: &str) -> String {
+        let mut text = String::new();
+        for (location, message) in &self.lines {
+            match location {
+                Some(location) => text.push_str(&format!("{program}: {location}: {message}\n")),
+                None => text.push_str(&format!("{program}: {message}\n")),
+            }
+        }
+        if let Some(hint) = &self.hint {
+            text.push_str(hint);
+            text.push('\n');
+        }
+        text
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self
+            .lines
+            .iter()
+            .map(|(location, message)| match location {
+                Some(location) => format!("{location}: {message}"),
+                None => message.clone(),
+            })
+            .chain(self.hint.clone())
+            .collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+/// Every option kvmon knows, and whether it takes a value.
+const OPTIONS: &[(&str, bool)] = &[
+    ("h", false),
+    ("help", false),
+    ("version", false),
+    ("machine", true),
+    ("M", true),
+    ("accel", true),
+    ("enable-kvm", false),
+    ("S", false),
+    ("name", true),
+    ("uuid", true),
+    ("qmp", true),
+    ("qmp-pretty", true),
+    ("chardev", true),
+    ("mon", true),
+    ("daemonize", false),
+    ("pidfile", true),
+    ("no-shutdown", false),
+    ("no-reboot", false),
+    // Harmless for kvmon: it has no user config file, default devices,
+    // display or VGA.
+    ("nodefaults", false),
+    ("no-user-config", false),
+    ("display", true),
+    ("vga", true),
+    ("nographic", false),
+];
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Invocation, CliError> {
+    // First pass: every option must exist and have its value.
+    let mut options = Vec::new();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let Some(name) = word.strip_prefix('-') else {
+            return Err(CliError::at(
+                word,
+                "a disk image without an option is not supported by kvmon",
+            ));
+        };
+        let name = name.strip_prefix('-').unwrap_or(name);
+        let Some(&(name, takes_value)) = OPTIONS.iter().find(|(known, _)| *known == name) else {
+            return Err(CliError::at(word, "invalid option"));
+        };
+        let value = if takes_value {
+            let value = words
+                .next()
+                .ok_or_else(|| CliError::at(word, "requires an argument"))?;
+            Some(value.as_str())
+        } else {
+            None
+        };
+        options.push((name, word.as_str(), value));
+    }
+    // Second pass: act on them in order.
+    let mut builder = Builder::default();
+    for (name, typed, value) in options {
+        if let Some(text) = builder.apply(name, typed, value.unwrap_or_default())? {
+            return Ok(Invocation::Print(text));
+        }
+    }
+    builder
+        .finish()
+        .map(|config| Invocation::Run(Box::new(config)))
+}
+
+#[derive(Debug, Default)]
+struct Builder {
+    machine: opts::Opts,
+    machine_location: Option<String>,
+    accel_options: Vec<(String, String)>,
+    enable_kvm: bool,
+    name: opts::Opts,
+    uuid: Option<Uuid>,
+    start_paused: bool,
+    no_shutdown: bool,
+    daemonize: bool,
+    pidfile: Option<PathBuf>,
+    chardevs: Vec<Chardev>,
+    /// Monitors in the order they were asked for: chardev id, pretty, location.
+    mons: Vec<(String, bool, String)>,
+    compat_count: usize,
+    warnings: Vec<String>,
+}
+
+impl Builder {
+    /// Acts on one option; returns text to print for `help` requests.
+    fn apply(&mut self, name: &str, typed: &str, value: &str) -> Result<Option<String>, CliError> {
+        let location = format!("{typed} {value}");
+        match name {
+            "h" | "help" => return Ok(Some(help::usage())),
+            "version" => return Ok(Some(help::version())),
+            "machine" | "M" => {
+                let opts = opts::parse_keyval(value, "type", &location)?;
+                if opts.get("type") == Some("help") {
+                    return Ok(Some(help::machines()));
+                }
+                self.machine.merge(opts);
+                self.machine_location = Some(location);
+            }
+            "accel" => {
+                const ACCEL: Schema<'static> = Schema {
+                    implied: Some("accel"),
+                    strings: &["accel"],
+                    booleans: &[],
+                };
+                let accel = value.split(',').next().unwrap_or_default();
+                if accel == "help" {
+                    return Ok(Some(help::accelerators()));
+                }
+                if let Some(property) = value.split(',').nth(1).and_then(|p| p.split('=').next()) {
+                    return Err(CliError::at(
+                        &location,
+                        format!("Property '{accel}-accel.{property}' not found"),
+                    ));
+                }
+                let opts = opts::parse(value, &ACCEL, &location)?;
+                let accel = opts.get("accel").unwrap_or_default();
+                if !matches!(accel, "kvm" | "tcg") {
+                    return Err(CliError::at(
+                        &location,
+                        format!("invalid accelerator {accel}"),
+                    ));
+                }
+                self.accel_options.push((accel.to_string(), location));
+            }
+            "enable-kvm" => self.enable_kvm = true,
+            "S" => self.start_paused = true,
+            "name" => {
+                const NAME: Schema<'static> = Schema {
+                    implied: Some("guest"),
+                    strings: &["guest", "process"],
+                    booleans: &["debug-threads"],
+                };
+                self.name.merge(opts::parse(value, &NAME, &location)?);
+            }
+            "uuid" => {
+                self.uuid = Some(value.parse().map_err(|()| {
+                    CliError::at(&location, "failed to parse UUID string: wrong format")
+                })?);
+            }
+            "qmp" | "qmp-pretty" => {
+                let index = self.compat_count;
+                self.compat_count += 1;
+                let pretty = name == "qmp-pretty";
+                match chardev::parse_compat(typed, value, index)? {
+                    Compat::Socket(chardev) => {
+                        self.mons.push((chardev.id.clone(), pretty, location));
+                        self.chardevs.push(chardev);
+                    }
+                    Compat::Existing { id, location } => self.mons.push((id, pretty, location)),
+                }
+            }
+            "chardev" => {
+                let chardev = chardev::parse_chardev(value, &mut self.warnings)?;
+                if self.chardevs.iter().any(|other| other.id == chardev.id) {
+                    return Err(CliError::at(
+                        &location,
+                        format!("Duplicate ID '{}' for chardev", chardev.id),
+                    ));
+                }
+                self.chardevs.push(chardev);
+            }
+            "mon" => {
+                let mon = chardev::parse_mon(value, &mut self.warnings)?;
+                self.mons.push((mon.chardev, mon.pretty, mon.location));
+            }
+            "daemonize" => self.daemonize = true,
+            "pidfile" => self.pidfile = Some(PathBuf::from(value)),
+            "no-shutdown" => self.no_shutdown = true,
+            "display" if value.split(',').next() != Some("none") => {
+                return Err(CliError::at(
+                    &location,
+                    "kvmon has no display; only '-display none' is accepted",
+                ))
+            }
+            "vga" if value != "none" => {
+                return Err(CliError::at(
+                    &location,
+                    "kvmon has no VGA devices; only '-vga none' is accepted",
+                ))
+            }
+            // -no-reboot means nothing without a guest; the rest are harmless.
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn finish(self) -> Result<Config, CliError> {
+        let machine_type = self.machine.get("type");
+        match machine_type {
+            Some("none") => {}
+            Some(other) => {
+                return Err(
+                    CliError::bare(format!("unsupported machine type: \"{other}\""))
+                        .hint("Use -machine help to list supported machines"),
+                )
+            }
+            None => {
+                return Err(CliError::bare(
+                    "no machine type given: this version of kvmon offers only '-machine none'",
+                ))
+            }
+        }
+        if let Some(property) = self
+            .machine
+            .keys()
+            .find(|key| !matches!(*key, "type" | "accel"))
+        {
+            return Err(CliError::bare(format!(
+                "Property 'none-machine.{property}' not found"
+            )));
+        }
+        let accelerators = self.accelerators()?;
+        let monitors = self.monitors()?;
+        let guest = self.name.get("guest").filter(|name| !name.is_empty());
+        Ok(Config {
+            machine: MachineConfig {
+                name: guest.map(str::to_string),
+                uuid: self.uuid,
+                start_paused: self.start_paused,
+                no_shutdown: self.no_shutdown,
+                kvm_enabled: false,
+            },
+            accelerators,
+            monitors,
+            daemonize: self.daemonize,
+            pidfile: self.pidfile,
+            process_name: self.name.get("process").map(str::to_string),
+            warnings: self.warnings,
+        })
+    }
+
+    /// The accelerators to try: from `-accel`, else `-machine accel=` (or
+    /// `-enable-kvm`), else QEMU's default for this machine, tcg.
+    fn accelerators(&self) -> Result<Vec<(String, Option<String>)>, CliError> {
+        let machine_accel = self
+            .machine
+            .get("accel")
+            .map(str::to_string)
+            .or_else(|| self.enable_kvm.then(|| "kvm".to_string()));
+        match (machine_accel, self.accel_options.is_empty()) {
+            (Some(_), false) => Err(CliError::bare(
+                "The -accel and \"-machine accel=\" options are incompatible",
+            )),
+            (Some(list), true) => Ok(list
+                .split(':')
+                .map(|name| (name.to_string(), None))
+                .collect()),
+            (None, false) => Ok(self
+                .accel_options
+                .iter()
+                .map(|(name, location)| (name.clone(), Some(location.clone())))
+                .collect()),
+            (None, true) => Ok(vec![("tcg".to_string(), None)]),
+        }
+    }
+
+    /// One monitor per `-qmp` and `-mon`, in the order the chardevs were
+    /// created, as QEMU creates them.
+    fn monitors(&self) -> Result<Vec<MonitorSpec>, CliError> {
+        let mut used: Vec<(usize, bool)> = Vec::new();
+        for (id, pretty, location) in &self.mons {
+            let Some(index) = self.chardevs.iter().position(|chardev| chardev.id == *id) else {
+                return Err(CliError::at(
+                    location,
+                    format!("chardev \"{id}\" not found"),
+                ));
+            };
+            if used.iter().any(|(other, _)| *other == index) {
+                return Err(CliError::at(
+                    location,
+                    format!("chardev '{id}' is already in use"),
+                ));
+            }
+            used.push((index, *pretty));
+        }
+        used.sort_by_key(|(index, _)| *index);
+        for (index, chardev) in self.chardevs.iter().enumerate() {
+            if !used.iter().any(|(other, _)| *other == index) {
+                log::warn!("chardev '{}' is not used by any monitor", chardev.id);
+            }
+        }
+        Ok(used
+            .into_iter()
+            .map(|(index, pretty)| self.chardevs[index].monitor(pretty))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monitor::socket::SocketAddress;
+
+    fn run(args: &str) -> Result<Config, String> {
+        let args: Vec<String> = args.split_whitespace().map(str::to_string).collect();
+        match parse(&args) {
+            Ok(Invocation::Run(config)) => Ok(*config),
+            Ok(Invocation::Print(text)) => Err(format!(
+                "print: {}",
+                text.lines().next().unwrap_or_default()
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_issue_command_line() {
+        let config = run("-machine none -S -qmp unix:/tmp/q.sock,server=on,wait=off").unwrap();
+        assert!(config.machine.start_paused);
+        assert_eq!(config.monitors.len(), 1);
+        assert_eq!(
+            config.monitors[0].address,
+            SocketAddress::Unix("/tmp/q.sock".into())
+        );
+        assert_eq!(config.monitors[0].chardev, "compat_monitor0");
+        assert_eq!(config.accelerators, [("tcg".to_string(), None)]);
+    }
+
+    #[test]
+    fn libvirt_probe_line() {
+        let config = run("-S -no-user-config -nodefaults -nographic -machine none,accel=kvm:tcg -qmp unix:/tmp/p/qmp.monitor,server=on,wait=off -pidfile /tmp/p/qmp.pid -daemonize").unwrap();
+        assert!(config.daemonize);
+        assert_eq!(config.pidfile, Some(PathBuf::from("/tmp/p/qmp.pid")));
+        let names: Vec<&str> = config
+            .accelerators
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, ["kvm", "tcg"]);
+    }
+
+    #[test]
+    fn chardev_and_mon_in_either_order() {
+        let config = run("-M none -mon chardev=m,mode=control,pretty=on -chardev socket,id=m,fd=5 -qmp tcp:127.0.0.1:4444,server=on,wait=off").unwrap();
+        assert_eq!(config.monitors.len(), 2);
+        assert_eq!(config.monitors[0].chardev, "m");
+        assert!(config.monitors[0].pretty);
+        assert_eq!(config.monitors[1].chardev, "compat_monitor0");
+    }
+
+    #[test]
+    fn errors_read_as_qemus() {
+        assert_eq!(
+            run("-machine none -foo").unwrap_err(),
+            "-foo: invalid option"
+        );
+        assert_eq!(run("-version -foo").unwrap_err(), "-foo: invalid option");
+        assert_eq!(
+            run("-machine none -qmp").unwrap_err(),
+            "-qmp: requires an argument"
+        );
+        assert_eq!(
+            run("-machine none -qmp=unix:/x").unwrap_err(),
+            "-qmp=unix:/x: invalid option"
+        );
+        assert_eq!(
+            run("--machine none --version").unwrap_err(),
+            "print: QEMU emulator version 10.0.0 (kvmon-0.1.0)"
+        );
+        assert_eq!(
+            run("-machine pc").unwrap_err(),
+            "unsupported machine type: \"pc\"\nUse -machine help to list supported machines"
+        );
+        assert_eq!(
+            run("-machine none,foo=bar").unwrap_err(),
+            "Property 'none-machine.foo' not found"
+        );
+        assert_eq!(
+            run("-machine none -uuid bogus").unwrap_err(),
+            "-uuid bogus: failed to parse UUID string: wrong format"
+        );
+        assert_eq!(
+            run("-machine none -accel kvm,x=y").unwrap_err(),
+            "-accel kvm,x=y: Property 'kvm-accel.x' not found"
+        );
+        assert_eq!(
+            run("-machine none -accel kvm:tcg").unwrap_err(),
+            "-accel kvm:tcg: invalid accelerator kvm:tcg"
+        );
+        assert_eq!(
+            run("-machine none,accel=kvm -accel tcg").unwrap_err(),
+            "The -accel and \"-machine accel=\" options are incompatible"
+        );
+        assert_eq!(
+            run("-machine none -mon chardev=y,mode=control").unwrap_err(),
+            "-mon chardev=y,mode=control: chardev \"y\" not found"
+        );
+        assert_eq!(
+            run("-machine none -chardev socket,id=x,fd=3 -chardev socket,id=x,fd=4").unwrap_err(),
+            "-chardev socket,id=x,fd=4: Duplicate ID 'x' for chardev"
+        );
+        assert_eq!(
+            run("-machine none -display gtk").unwrap_err(),
+            "-display gtk: kvmon has no display; only '-display none' is accepted"
+        );
+        assert!(run("-machine none foo.img")
+            .unwrap_err()
+            .starts_with("foo.img: "));
+    }
+
+    #[test]
+    fn name_and_uuid() {
+        let config = run("-M none -name guest=vm1,,x,debug-threads=on -uuid 6A1E4BC2-1B4F-4D5A-9E3B-00112233AABB").unwrap();
+        assert_eq!(config.machine.name.as_deref(), Some("vm1,x"));
+        assert_eq!(
+            config.machine.uuid.unwrap().to_string(),
+            "6a1e4bc2-1b4f-4d5a-9e3b-00112233aabb"
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! The commands kvmon answers, in the order of QEMU's schema.
+
+use events::Event;
+use qmp::commands::{
+    Cont, HumanMonitorCommand, MigratePause, QmpCapabilities, QueryCommands, QueryKvm, QueryName,
+    QueryQmpSchema, QueryStatus, QueryTarget, QueryUuid, QueryVersion, QueryYank, Quit, Stop, Yank,
+};
+
+use crate::control;
+use crate::dispatch::{CommandTable, TableBuilder};
+use crate::hmp;
+
+pub fn command_table() -> CommandTable {
+    TableBuilder::default()
+        .machine::<QueryStatus>()
+        .monitor::<MigratePause>(control::migrate_pause)
+        .monitor::<QmpCapabilities>(control::qmp_capabilities)
+        .monitor::<QueryVersion>(control::query_version)
+        .monitor::<QueryCommands>(control::query_commands)
+        .machine::<Quit>()
+        .monitor::<QueryQmpSchema>(control::query_qmp_schema)
+        .machine::<QueryTarget>()
+        .machine::<QueryUuid>()
+        .machine::<QueryKvm>()
+        .monitor::<Yank>(control::yank)
+        .monitor::<QueryYank>(control::query_yank)
+        .machine::<QueryName>()
+        .machine::<Stop>()
+        .machine::<Cont>()
+        .monitor::<HumanMonitorCommand>(hmp::human_monitor_command)
+        .build(&Event::decls())
+}

@@ -1,0 +1,52 @@
+//! kvmon's QMP commands, declared once each, and the interface through which
+//! the monitor hands the machine's commands to the machine.
+
+pub mod control;
+mod hmp;
+pub mod introspection;
+mod machine_info;
+mod migration;
+mod run_state;
+mod yank;
+
+pub use control::{
+    CommandInfo, QmpCapabilities, QmpCapability, QueryCommands, QueryQmpSchema, QueryVersion,
+};
+pub use hmp::HumanMonitorCommand;
+pub use machine_info::{
+    KvmInfo, NameInfo, QueryKvm, QueryName, QueryTarget, QueryUuid, SysEmuTarget, TargetInfo,
+    UuidInfo,
+};
+pub use migration::MigratePause;
+pub use run_state::{Cont, QueryStatus, Quit, Stop};
+pub use yank::{
+    QueryYank, Yank, YankInstance, YankInstanceBase, YankInstanceChardev, YankInstanceType,
+    YankInstanceVariant,
+};
+
+use crate::error::QmpError;
+use crate::schema::Command;
+
+/// Something that carries out command `C`.
+pub trait Handles<C: Command> {
+    fn handle(&mut self, command: C) -> Result<C::Returns, QmpError>;
+}
+
+/// The interface the monitor drives a machine through: the commands a
+/// machine answers, dispatched to whatever machine kvmon runs (`-machine
+/// none` or a KVM guest); the monitor answers the protocol's own commands.
+pub trait MachineCommands:
+    Handles<QueryStatus>
+    + Handles<Stop>
+    + Handles<Cont>
+    + Handles<Quit>
+    + Handles<QueryName>
+    + Handles<QueryUuid>
+    + Handles<QueryKvm>
+    + Handles<QueryTarget>
+{
+    /// Set once the machine has finished (after `quit`, a signal, or a guest
+    /// shutdown without `-no-shutdown`): no further command runs, and kvmon
+    /// exits with this status.
+    fn exit_status(&self) -> Option<i32>;
+}

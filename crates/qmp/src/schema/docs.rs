@@ -1,0 +1,1 @@
+//! Markdown reference pages generated from the declarations.
