@@ -1,1 +1,8 @@
-//! harness
+//! The end-to-end harness: start kvmon (or QEMU, the reference) as a real
+//! process in a private directory, and talk QMP to it over real sockets.
+
+pub mod client;
+pub mod process;
+
+pub use client::{normalize, Client};
+pub use process::{kvmon_bin, qemu_bin, TempDir, Vmm};

@@ -94,15 +94,16 @@ impl Connection {
         }
     }
 
-    /// Queues a message serialised for this connection alone.
-    pub fn send(&mut self, message: &Value) -> Result<(), Overflow> {
+    /// Queues a reply, serialised for this connection.
+    pub fn reply(&mut self, message: &Value) {
         self.outbox
-            .push(Chunk::Owned(qmp::wire::frame(message, self.pretty)))
+            .push_reply(Chunk::Owned(qmp::wire::frame(message, self.pretty)));
     }
 
-    /// Queues a message serialised once for many connections.
-    pub fn send_shared(&mut self, bytes: &Rc<[u8]>) -> Result<(), Overflow> {
-        self.outbox.push(Chunk::Shared(bytes.clone()))
+    /// Queues an event serialised once for many connections; fails when the
+    /// client has stopped reading.
+    pub fn send_event(&mut self, bytes: &Rc<[u8]>) -> Result<(), Overflow> {
+        self.outbox.push_event(Chunk::Shared(bytes.clone()))
     }
 
     /// Writes what the socket takes now.

@@ -1,7 +1,7 @@
 //! The commands the monitor answers itself: negotiation, version,
 //! introspection, yank and the migration stubs.
 
-use qmp::commands::control::QmpCapability;
+use qmp::commands::control::QMPCapability;
 use qmp::commands::introspection::SchemaInfo;
 use qmp::commands::{
     CommandInfo, MigratePause, QmpCapabilities, QueryCommands, QueryQmpSchema, QueryVersion,
@@ -38,7 +38,7 @@ pub fn qmp_capabilities(
         ));
     }
     let enable = command.enable.unwrap_or_default();
-    context.session.oob = enable.contains(&QmpCapability::Oob);
+    context.session.oob = enable.contains(&QMPCapability::Oob);
     context.session.negotiated = true;
     Ok(())
 }

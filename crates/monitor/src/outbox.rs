@@ -1,9 +1,10 @@
 //! A connection's bounded output queue.
 //!
 //! Responses and events wait here until the socket takes them.  Events are
-//! serialised once and shared by every connection.  Past `HARD_LIMIT` bytes
-//! the client is not reading and is dropped; above `HIGH_WATER` the
-//! connection stops executing commands until the client catches up.
+//! serialised once and shared by every connection.  Above `HIGH_WATER` the
+//! connection stops executing commands until the client catches up, which
+//! bounds the replies queued; an event that would take the queue past
+//! `HARD_LIMIT` means the client is not reading, and it is dropped.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -43,15 +44,19 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a chunk; fails when the queue would pass the hard limit.
-    pub fn push(&mut self, chunk: Chunk) -> Result<(), Overflow> {
-        let len = chunk.as_ref().len();
-        if self.queued + len > HARD_LIMIT {
+    /// Queues an event; fails when the queue would pass the hard limit.
+    pub fn push_event(&mut self, chunk: Chunk) -> Result<(), Overflow> {
+        if self.queued + chunk.as_ref().len() > HARD_LIMIT {
             return Err(Overflow);
         }
-        self.queued += len;
-        self.chunks.push_back(chunk);
+        self.push_reply(chunk);
         Ok(())
+    }
+
+    /// Queues a reply: always, since replies wait for the client anyway.
+    pub fn push_reply(&mut self, chunk: Chunk) {
+        self.queued += chunk.as_ref().len();
+        self.chunks.push_back(chunk);
     }
 
     /// Bytes waiting to be written.
@@ -136,9 +141,9 @@ mod tests {
     fn partial_writes_resume_where_they_stopped() {
         let mut outbox = Outbox::default();
         let shared: Rc<[u8]> = Rc::from(&b"event\r\n"[..]);
-        outbox.push(Chunk::Owned(b"first\r\n".to_vec())).unwrap();
-        outbox.push(Chunk::Shared(shared.clone())).unwrap();
-        outbox.push(Chunk::Owned(b"last\r\n".to_vec())).unwrap();
+        outbox.push_reply(Chunk::Owned(b"first\r\n".to_vec()));
+        outbox.push_event(Chunk::Shared(shared.clone())).unwrap();
+        outbox.push_reply(Chunk::Owned(b"last\r\n".to_vec()));
         let mut writer = Trickle {
             got: vec![],
             budget: 3,
@@ -153,12 +158,14 @@ mod tests {
     }
 
     #[test]
-    fn refuses_past_the_hard_limit() {
+    fn events_are_refused_past_the_hard_limit_replies_are_not() {
         let mut outbox = Outbox::default();
         let big: Rc<[u8]> = vec![b'x'; HARD_LIMIT / 2].into();
-        outbox.push(Chunk::Shared(big.clone())).unwrap();
-        outbox.push(Chunk::Shared(big.clone())).unwrap();
-        assert_eq!(outbox.push(Chunk::Shared(big)), Err(Overflow));
+        outbox.push_event(Chunk::Shared(big.clone())).unwrap();
+        outbox.push_event(Chunk::Shared(big.clone())).unwrap();
+        assert_eq!(outbox.push_event(Chunk::Shared(big.clone())), Err(Overflow));
         assert_eq!(outbox.queued(), HARD_LIMIT);
+        outbox.push_reply(Chunk::Shared(big));
+        assert_eq!(outbox.queued(), HARD_LIMIT + HARD_LIMIT / 2);
     }
 }

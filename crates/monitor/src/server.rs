@@ -270,7 +270,7 @@ impl Server {
             } else {
                 &compact
             };
-            connection.send_shared(bytes).is_ok()
+            connection.send_event(bytes).is_ok()
         };
         if let Some(connection) = current {
             if !send(connection) {
@@ -353,8 +353,8 @@ impl Server {
             "QMP client {index} connected on {}",
             self.monitors[monitor].spec.chardev
         );
-        let greeting = wire::greeting(&self.info.version);
-        if connection.send(&greeting).is_ok() && connection.flush().is_ok() {
+        connection.reply(&wire::greeting(&self.info.version));
+        if connection.flush().is_ok() {
             self.connections[index] = Some(connection);
             // Input may already be waiting (an inherited connected socket).
             self.revisit.push(index);
@@ -479,10 +479,7 @@ impl Server {
         if connection.doomed {
             return false;
         }
-        if connection.send(&wire::response(result, id)).is_err() {
-            log::warn!("closing a QMP client: it is not reading its output");
-            return false;
-        }
+        connection.reply(&wire::response(result, id));
         true
     }
 

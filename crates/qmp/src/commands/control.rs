@@ -5,7 +5,7 @@ use crate::types::VersionInfo;
 
 crate::qapi_enum! {
     /// Enumeration of capabilities to be advertised during initial client connection, used for agreeing on particular QMP extension behaviors.
-    pub enum QmpCapability {
+    pub enum QMPCapability {
         /// QMP ability to support out-of-band requests.
         Oob = "oob",
     }
@@ -19,7 +19,7 @@ crate::qapi_command! {
         /// must not enable any capability that is not mentioned in the QMP
         /// greeting message.  If the field is not provided, it means no QMP
         /// capabilities will be enabled.
-        enable: Option<Vec<QmpCapability>>,
+        enable: Option<Vec<QMPCapability>>,
     } -> ()
 }
 

@@ -24,7 +24,7 @@ crate::qapi_enum! {
 
 crate::qapi_enum! {
     /// The four primitive and two structured types according to RFC 8259 section 1, plus 'int' (split off 'number'), plus the obvious top type 'value'.
-    pub enum JsonType {
+    pub enum JSONType {
         String = "string",
         Number = "number",
         Int = "int",
@@ -53,7 +53,7 @@ crate::qapi_struct! {
     /// Additional SchemaInfo members for meta-type 'builtin'.
     pub struct SchemaInfoBuiltin {
         /// the JSON type used for this type on the wire.
-        json_type = "json-type": JsonType,
+        json_type = "json-type": JSONType,
     }
 }
 
@@ -166,7 +166,7 @@ crate::qapi_struct! {
 crate::qapi_union! {
     /// Information about a QMP command, event or type.
     pub union SchemaInfo: SchemaInfoBase,
-    tag meta_type = "meta-type": SchemaMetaType => SchemaInfoVariant {
+    tag meta_type = "meta-type": SchemaMetaType at 1 => SchemaInfoVariant {
         Builtin(SchemaInfoBuiltin),
         Enum(SchemaInfoEnum),
         Array(SchemaInfoArray),

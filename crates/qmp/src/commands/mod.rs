@@ -10,7 +10,7 @@ mod run_state;
 mod yank;
 
 pub use control::{
-    CommandInfo, QmpCapabilities, QmpCapability, QueryCommands, QueryQmpSchema, QueryVersion,
+    CommandInfo, QmpCapabilities, QMPCapability, QueryCommands, QueryQmpSchema, QueryVersion,
 };
 pub use hmp::HumanMonitorCommand;
 pub use machine_info::{

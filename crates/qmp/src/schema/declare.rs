@@ -134,12 +134,14 @@ macro_rules! qapi_struct {
 /// Declares a flat union: the members of struct `Base`, a tag member, and the
 /// members of the struct the tag's value selects.  The Rust value holds the
 /// base as `base` and the selected variant under the tag's field name.
+/// `at N` places the tag after the first N base members (default: first);
+/// the tag is always checked first.
 #[macro_export]
 macro_rules! qapi_union {
     (
         $(#[doc = $doc:literal])*
         $vis:vis union $name:ident : $base:ty,
-        tag $tag_field:ident = $tag_wire:literal : $tag:ident => $variants:ident {
+        tag $tag_field:ident = $tag_wire:literal : $tag:ident $(at $position:literal)? => $variants:ident {
             $( $case:ident($case_ty:ty) ),* $(,)?
         }
     ) => {
@@ -174,10 +176,11 @@ macro_rules! qapi_union {
                     union: Some($crate::schema::UnionInfo {
                         tag: $crate::schema::MemberInfo {
                             name: $tag_wire,
-                            doc: "",
+                            doc: "selects which further members the object has",
                             optional: false,
                             ty: <$tag as $crate::schema::SchemaType>::type_info,
                         },
+                        position: 0 $(+ $position)?,
                         variants: &[$(
                             $crate::schema::VariantInfo {
                                 case: $tag::$case.as_str(),

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use super::types::{Builtin, CommandDecl, EventDecl, TypeInfo};
 use super::SchemaType;
 use crate::commands::introspection::{
-    JsonType, SchemaInfo, SchemaInfoArray, SchemaInfoBase, SchemaInfoBuiltin, SchemaInfoCommand,
+    JSONType, SchemaInfo, SchemaInfoArray, SchemaInfoBase, SchemaInfoBuiltin, SchemaInfoCommand,
     SchemaInfoEnum, SchemaInfoEnumMember, SchemaInfoEvent, SchemaInfoObject,
     SchemaInfoObjectMember, SchemaInfoObjectVariant, SchemaInfoVariant,
 };
@@ -118,9 +118,9 @@ impl Builder {
             }),
             TypeInfo::Object(info) => {
                 let tag = info.union.as_ref().map(|union| &union.tag);
-                let members = tag
+                let members = info
+                    .all_members()
                     .into_iter()
-                    .chain(info.members)
                     .map(|member| SchemaInfoObjectMember {
                         name: member.name.to_string(),
                         ty: self.use_type((member.ty)()),
@@ -162,13 +162,13 @@ fn canonical(ty: TypeInfo) -> TypeInfo {
     }
 }
 
-fn json_type(builtin: Builtin) -> JsonType {
+fn json_type(builtin: Builtin) -> JSONType {
     match builtin {
-        Builtin::Str => JsonType::String,
-        Builtin::Number => JsonType::Number,
-        Builtin::Bool => JsonType::Boolean,
-        Builtin::Null => JsonType::Null,
-        Builtin::Any => JsonType::Value,
-        _ => JsonType::Int,
+        Builtin::Str => JSONType::String,
+        Builtin::Number => JSONType::Number,
+        Builtin::Bool => JSONType::Boolean,
+        Builtin::Null => JSONType::Null,
+        Builtin::Any => JSONType::Value,
+        _ => JSONType::Int,
     }
 }

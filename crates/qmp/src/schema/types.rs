@@ -120,12 +120,24 @@ pub struct ObjectInfo {
     pub union: Option<UnionInfo>,
 }
 
-/// What makes an object a flat union: the tag member, which comes before
-/// the base members, and the variant each tag value selects.
+/// What makes an object a flat union: the tag member, which sits among the
+/// base members at `position`, and the variant each tag value selects.
 #[derive(Debug)]
 pub struct UnionInfo {
     pub tag: MemberInfo,
+    pub position: usize,
     pub variants: &'static [VariantInfo],
+}
+
+impl ObjectInfo {
+    /// The members every value has: the base members, with a union's tag in its place.
+    pub fn all_members(&self) -> Vec<&MemberInfo> {
+        let mut members: Vec<&MemberInfo> = self.members.iter().collect();
+        if let Some(union) = &self.union {
+            members.insert(union.position.min(members.len()), &union.tag);
+        }
+        members
+    }
 }
 
 /// One case of a flat union: the tag value and the struct it adds.
