@@ -1,0 +1,157 @@
+//! Many clients and hostile ones: none can stop kvmon, starve the others
+//! or make it grow without bound.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use kvmon_tests::{Client, Vmm};
+
+const STATUS: &str = r#"{"execute":"query-status"}"#;
+
+/// Lets this test process hold thousands of sockets.
+fn raise_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit touch only the struct passed.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_clients_each_get_every_event() {
+    raise_file_limit();
+    let kvmon = Vmm::kvmon(&[]);
+    let mut clients: Vec<Client> = (0..1000).map(|_| kvmon.negotiated()).collect();
+    let mut control = kvmon.negotiated();
+    assert_eq!(control.command(r#"{"execute":"cont"}"#), r#"{"return": {}}"#);
+    assert_eq!(control.command(r#"{"execute":"stop"}"#), r#"{"return": {}}"#);
+    let resume = control.events[0].clone();
+    let stop = control.events[1].clone();
+    for client in &mut clients {
+        assert_eq!(client.event(), resume);
+        assert_eq!(client.event(), stop);
+    }
+    for client in &mut clients {
+        assert_eq!(
+            client.command(STATUS),
+            r#"{"return": {"status": "paused", "running": false}}"#
+        );
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_the_rest_carry_on() {
+    let kvmon = Vmm::kvmon(&[]);
+    let mut sleeper = kvmon.negotiated();
+    let mut control = kvmon.negotiated();
+    // Each cont/stop pair makes two events of 84 bytes; 16 MiB of them
+    // queued for the sleeper is the bound.
+    let batch = r#"{"execute":"cont"}{"execute":"stop"}"#.repeat(500);
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..240 {
+        let sent = Instant::now();
+        control.send(&batch);
+        for _ in 0..1000 {
+            control.reply();
+        }
+        slowest = slowest.max(sent.elapsed());
+        control.events.clear();
+    }
+    assert!(started.elapsed() < Duration::from_secs(120));
+    // The controller never waited on the sleeper: each batch of 1000
+    // commands came back while the sleeper's output piled up.
+    eprintln!("slowest batch of 1000 commands: {slowest:?}");
+    assert!(kvmon.stderr().contains("it is not reading its output"), "{}", kvmon.stderr());
+    // The sleeper gets what was written before it was dropped, then EOF.
+    let mut received = 0;
+    while let Some(line) = sleeper.try_line(Duration::from_secs(10)) {
+        assert!(line.starts_with(r#"{"timestamp": "#), "{line}");
+        received += 1;
+    }
+    assert!(sleeper.at_eof(Duration::ZERO), "dropped, not just slow");
+    assert!(received > 0, "the sleeper was a negotiated client and got events first");
+    let rss = kvmon.rss_kib();
+    assert!(rss < 64 * 1024, "kvmon holds {rss} KiB after dropping the client");
+    assert_eq!(control.command(STATUS), r#"{"return": {"status": "paused", "running": false}}"#);
+}
+
+#[test]
+fn clients_vanishing_mid_command_leave_kvmon_serving() {
+    raise_file_limit();
+    let mut kvmon = Vmm::kvmon(&[]);
+    let before = kvmon.rss_kib();
+    for n in 0..1000 {
+        let mut stream = UnixStream::connect(&kvmon.qmp).unwrap();
+        let half = match n % 4 {
+            0 => &b""[..],
+            1 => br#"{"execute":"qmp_capa"#,
+            2 => br#"{"execute":"qmp_capabilities"}{"execute":"query-qmp-schema"}{"execute":"query-st"#,
+            _ => br#"{"execute":"qmp_capabilities"}{"execute":"cont"}{"execute":"stop"}"#,
+        };
+        let _ = stream.write_all(half);
+        drop(stream);
+    }
+    let mut client = kvmon.negotiated();
+    assert!(client.command(STATUS).starts_with(r#"{"return": {"status": "#));
+    assert!(kvmon.running());
+    let after = kvmon.rss_kib();
+    assert!(after < before + 16 * 1024, "RSS grew from {before} to {after} KiB");
+}
+
+#[test]
+fn half_a_command_holds_up_nobody_else() {
+    let kvmon = Vmm::kvmon(&[]);
+    let mut waiting = kvmon.negotiated();
+    waiting.send(r#"{"execute": "query-st"#);
+    let mut busy = kvmon.negotiated();
+    for _ in 0..1000 {
+        assert_eq!(busy.command(STATUS), r#"{"return": {"status": "prelaunch", "running": false}}"#);
+    }
+    assert_eq!(waiting.try_line(Duration::from_millis(100)), None);
+    waiting.send(r#"atus", "id": 1}"#);
+    assert_eq!(
+        waiting.line(),
+        r#"{"return": {"status": "prelaunch", "running": false}, "id": 1}"#
+    );
+}
+
+#[test]
+fn random_bytes_never_break_the_connection_or_kvmon() {
+    let kvmon = Vmm::kvmon(&[]);
+    let mut client = kvmon.negotiated();
+    // A simple generator: the same garbage every run.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut garbage = Vec::with_capacity(1 << 20);
+    for _ in 0..(1 << 20) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let byte = (state >> 32) as u8;
+        // Mostly JSON's own characters, so the parser goes deep, and any byte.
+        let bytes = b"{}[]:,\"'\\0123456789.-eEtrufalsn ";
+        garbage.push(if byte % 4 == 0 { byte } else { bytes[byte as usize % bytes.len()] });
+    }
+    // Write from another thread: the garbage provokes replies, and kvmon
+    // stops reading a client that does not read them.
+    let mut writer = client.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&garbage).unwrap();
+        writer
+            .write_all(b"\x01\n{\"execute\":\"query-status\",\"id\":\"alive\"}")
+            .unwrap();
+    });
+    loop {
+        let line = client.line();
+        if line.contains(r#""id": "alive""#) {
+            break;
+        }
+        assert!(line.starts_with(r#"{"error": "#) || line.starts_with(r#"{"return": "#) || line.starts_with(r#"{"id": "#), "{line}");
+    }
+    sender.join().unwrap();
+    let mut other = kvmon.negotiated();
+    assert!(other.command(STATUS).starts_with(r#"{"return": "#));
+}
