@@ -1,6 +1,9 @@
 //! Many clients and hostile ones: none can stop kvmon, starve the others
 //! or make it grow without bound.
 
+// In tests a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -11,7 +14,10 @@ const STATUS: &str = r#"{"execute":"query-status"}"#;
 
 /// Lets this test process hold thousands of sockets.
 fn raise_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit touch only the struct passed.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
@@ -26,8 +32,14 @@ fn a_thousand_concurrent_clients_each_get_every_event() {
     let kvmon = Vmm::kvmon(&[]);
     let mut clients: Vec<Client> = (0..1000).map(|_| kvmon.negotiated()).collect();
     let mut control = kvmon.negotiated();
-    assert_eq!(control.command(r#"{"execute":"cont"}"#), r#"{"return": {}}"#);
-    assert_eq!(control.command(r#"{"execute":"stop"}"#), r#"{"return": {}}"#);
+    assert_eq!(
+        control.command(r#"{"execute":"cont"}"#),
+        r#"{"return": {}}"#
+    );
+    assert_eq!(
+        control.command(r#"{"execute":"stop"}"#),
+        r#"{"return": {}}"#
+    );
     let resume = control.events[0].clone();
     let stop = control.events[1].clone();
     for client in &mut clients {
@@ -65,7 +77,11 @@ fn a_client_that_stops_reading_is_dropped_and_the_rest_carry_on() {
     // The controller never waited on the sleeper: each batch of 1000
     // commands came back while the sleeper's output piled up.
     eprintln!("slowest batch of 1000 commands: {slowest:?}");
-    assert!(kvmon.stderr().contains("it is not reading its output"), "{}", kvmon.stderr());
+    assert!(
+        kvmon.stderr().contains("it is not reading its output"),
+        "{}",
+        kvmon.stderr()
+    );
     // The sleeper gets what was written before it was dropped, then EOF.
     let mut received = 0;
     while let Some(line) = sleeper.try_line(Duration::from_secs(10)) {
@@ -73,10 +89,19 @@ fn a_client_that_stops_reading_is_dropped_and_the_rest_carry_on() {
         received += 1;
     }
     assert!(sleeper.at_eof(Duration::ZERO), "dropped, not just slow");
-    assert!(received > 0, "the sleeper was a negotiated client and got events first");
+    assert!(
+        received > 0,
+        "the sleeper was a negotiated client and got events first"
+    );
     let rss = kvmon.rss_kib();
-    assert!(rss < 64 * 1024, "kvmon holds {rss} KiB after dropping the client");
-    assert_eq!(control.command(STATUS), r#"{"return": {"status": "paused", "running": false}}"#);
+    assert!(
+        rss < 64 * 1024,
+        "kvmon holds {rss} KiB after dropping the client"
+    );
+    assert_eq!(
+        control.command(STATUS),
+        r#"{"return": {"status": "paused", "running": false}}"#
+    );
 }
 
 #[test]
@@ -96,10 +121,15 @@ fn clients_vanishing_mid_command_leave_kvmon_serving() {
         drop(stream);
     }
     let mut client = kvmon.negotiated();
-    assert!(client.command(STATUS).starts_with(r#"{"return": {"status": "#));
+    assert!(client
+        .command(STATUS)
+        .starts_with(r#"{"return": {"status": "#));
     assert!(kvmon.running());
     let after = kvmon.rss_kib();
-    assert!(after < before + 16 * 1024, "RSS grew from {before} to {after} KiB");
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
 }
 
 #[test]
@@ -109,7 +139,10 @@ fn half_a_command_holds_up_nobody_else() {
     waiting.send(r#"{"execute": "query-st"#);
     let mut busy = kvmon.negotiated();
     for _ in 0..1000 {
-        assert_eq!(busy.command(STATUS), r#"{"return": {"status": "prelaunch", "running": false}}"#);
+        assert_eq!(
+            busy.command(STATUS),
+            r#"{"return": {"status": "prelaunch", "running": false}}"#
+        );
     }
     assert_eq!(waiting.try_line(Duration::from_millis(100)), None);
     waiting.send(r#"atus", "id": 1}"#);
@@ -133,7 +166,11 @@ fn random_bytes_never_break_the_connection_or_kvmon() {
         let byte = (state >> 32) as u8;
         // Mostly JSON's own characters, so the parser goes deep, and any byte.
         let bytes = b"{}[]:,\"'\\0123456789.-eEtrufalsn ";
-        garbage.push(if byte % 4 == 0 { byte } else { bytes[byte as usize % bytes.len()] });
+        garbage.push(if byte % 4 == 0 {
+            byte
+        } else {
+            bytes[byte as usize % bytes.len()]
+        });
     }
     // Write from another thread: the garbage provokes replies, and kvmon
     // stops reading a client that does not read them.
@@ -149,9 +186,56 @@ fn random_bytes_never_break_the_connection_or_kvmon() {
         if line.contains(r#""id": "alive""#) {
             break;
         }
-        assert!(line.starts_with(r#"{"error": "#) || line.starts_with(r#"{"return": "#) || line.starts_with(r#"{"id": "#), "{line}");
+        assert!(
+            line.starts_with(r#"{"error": "#)
+                || line.starts_with(r#"{"return": "#)
+                || line.starts_with(r#"{"id": "#),
+            "{line}"
+        );
     }
     sender.join().unwrap();
     let mut other = kvmon.negotiated();
     assert!(other.command(STATUS).starts_with(r#"{"return": "#));
+}
+
+#[test]
+fn a_client_that_sends_then_hangs_up_gets_its_answer_and_then_the_end() {
+    let kvmon = Vmm::kvmon(&[]);
+    let mut client = kvmon.negotiated();
+    client.send(r#"{"execute":"query-status","id":"last"}"#);
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(
+        client.line(),
+        r#"{"return": {"status": "prelaunch", "running": false}, "id": "last"}"#
+    );
+    assert!(
+        client.at_eof(Duration::from_secs(5)),
+        "kvmon closes once the client is done"
+    );
+}
+
+#[test]
+fn clients_that_hang_up_leave_no_descriptor_behind() {
+    let kvmon = Vmm::kvmon(&[]);
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", kvmon.pid()))
+            .unwrap()
+            .count()
+    };
+    let baseline = open_fds();
+    // An unfinished command gets no reply, so kvmon learns of the hang-up
+    // only by reading to the end of file.
+    for _ in 0..500 {
+        let mut client = kvmon.negotiated();
+        client.send(r#"{"execute":"query-sta"#);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds() > baseline {
+        assert!(
+            Instant::now() < deadline,
+            "{} descriptors open, {baseline} before",
+            open_fds()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -3,6 +3,9 @@
 //! timestamps and versions are normalised.  QEMU's own answers are the
 //! expected ones; nothing here is hard-coded.
 
+// In tests a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -159,7 +162,12 @@ fn greetings_differ_only_in_version() {
 
 /// The introspection of each command and event kvmon has, with masked type
 /// names replaced by what they name, as a comparable tree.
-fn resolved(schema: &[Value], names: &BTreeMap<String, usize>, name: &str, seen: &mut HashSet<String>) -> Value {
+fn resolved(
+    schema: &[Value],
+    names: &BTreeMap<String, usize>,
+    name: &str,
+    seen: &mut HashSet<String>,
+) -> Value {
     let Some(&index) = names.get(name) else {
         return Value::String(name.to_string());
     };
@@ -200,7 +208,8 @@ fn resolved(schema: &[Value], names: &BTreeMap<String, usize>, name: &str, seen:
 
 fn schema(vmm: &Vmm) -> (Vec<Value>, BTreeMap<String, usize>) {
     let mut client = vmm.negotiated();
-    let reply: Value = serde_json::from_str(&client.command(r#"{"execute":"query-qmp-schema"}"#)).unwrap();
+    let reply: Value =
+        serde_json::from_str(&client.command(r#"{"execute":"query-qmp-schema"}"#)).unwrap();
     let entries = reply["return"].as_array().unwrap().clone();
     let names = entries
         .iter()
@@ -234,7 +243,8 @@ fn introspection_of_every_command_and_event_matches_qemu() {
 fn every_kvmon_command_is_a_qemu_command() {
     let list = |vmm: &Vmm| -> Vec<String> {
         let mut client = vmm.negotiated();
-        let reply: Value = serde_json::from_str(&client.command(r#"{"execute":"query-commands"}"#)).unwrap();
+        let reply: Value =
+            serde_json::from_str(&client.command(r#"{"execute":"query-commands"}"#)).unwrap();
         reply["return"]
             .as_array()
             .unwrap()

@@ -1,6 +1,9 @@
 //! kvmon as a process: its command line, exit statuses, signals,
 //! daemonizing, pidfiles and every way a monitor socket can be set up.
 
+// In tests a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -82,10 +85,19 @@ fn help_and_version_go_to_stdout_with_status_zero() {
     for flag in ["-version", "--version"] {
         let (code, stdout, _) = run(&[flag]);
         assert_eq!(code, Some(0));
-        assert!(stdout.starts_with("QEMU emulator version 10.0.0 (kvmon-"), "{stdout}");
+        assert!(
+            stdout.starts_with("QEMU emulator version 10.0.0 (kvmon-"),
+            "{stdout}"
+        );
     }
     let (code, stdout, _) = run(&["-machine", "help"]);
-    assert_eq!((code, stdout.as_str()), (Some(0), "Supported machines are:\nnone                 empty machine\n"));
+    assert_eq!(
+        (code, stdout.as_str()),
+        (
+            Some(0),
+            "Supported machines are:\nnone                 empty machine\n"
+        )
+    );
 }
 
 #[test]
@@ -129,7 +141,10 @@ fn messages_carry_the_name_kvmon_was_started_as() {
     let alias = dir.join("vmm-alias");
     std::os::unix::fs::symlink(kvmon_bin(), &alias).unwrap();
     let output = Command::new(&alias).arg("-foo").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&output.stderr), "vmm-alias: -foo: invalid option\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "vmm-alias: -foo: invalid option\n"
+    );
 }
 
 #[test]
@@ -146,7 +161,9 @@ fn terminating_signals_send_shutdown_and_exit_cleanly() {
         kvmon.signal(signal);
         let event = client.line();
         assert!(
-            event.ends_with(r#""event": "SHUTDOWN", "data": {"guest": false, "reason": "host-signal"}}"#),
+            event.ends_with(
+                r#""event": "SHUTDOWN", "data": {"guest": false, "reason": "host-signal"}}"#
+            ),
             "{event}"
         );
         assert!(client.at_eof(Duration::from_secs(5)));
@@ -157,7 +174,10 @@ fn terminating_signals_send_shutdown_and_exit_cleanly() {
         let me = std::env::args().next().unwrap();
         assert_eq!(
             kvmon.stderr(),
-            format!("kvmon: terminating on signal {signal} from pid {} ({me})\n", std::process::id())
+            format!(
+                "kvmon: terminating on signal {signal} from pid {} ({me})\n",
+                std::process::id()
+            )
         );
         assert!(!kvmon.qmp.exists(), "the socket file is removed");
     }
@@ -165,14 +185,25 @@ fn terminating_signals_send_shutdown_and_exit_cleanly() {
 
 #[test]
 fn name_uuid_and_initial_state() {
-    let kvmon = Vmm::kvmon(&["-name", "guest=vm1,debug-threads=on", "-uuid", "12345678-1234-1234-1234-123456789ABC"]);
+    let kvmon = Vmm::kvmon(&[
+        "-name",
+        "guest=vm1,debug-threads=on",
+        "-uuid",
+        "12345678-1234-1234-1234-123456789ABC",
+    ]);
     let mut client = kvmon.negotiated();
-    assert_eq!(client.command(r#"{"execute":"query-name"}"#), r#"{"return": {"name": "vm1"}}"#);
+    assert_eq!(
+        client.command(r#"{"execute":"query-name"}"#),
+        r#"{"return": {"name": "vm1"}}"#
+    );
     assert_eq!(
         client.command(r#"{"execute":"query-uuid"}"#),
         r#"{"return": {"UUID": "12345678-1234-1234-1234-123456789abc"}}"#
     );
-    assert_eq!(client.command(r#"{"execute":"query-status"}"#), STATUS_PRELAUNCH);
+    assert_eq!(
+        client.command(r#"{"execute":"query-status"}"#),
+        STATUS_PRELAUNCH
+    );
 
     let dir = TempDir::new();
     let arg = format!("unix:{},server=on,wait=off", dir.join("q.sock").display());
@@ -188,7 +219,10 @@ fn name_uuid_and_initial_state() {
 
 #[test]
 fn kvm_is_enabled_when_asked_for_and_dev_kvm_opens() {
-    assert!(Path::new("/dev/kvm").exists(), "these machines have /dev/kvm");
+    assert!(
+        Path::new("/dev/kvm").exists(),
+        "these machines have /dev/kvm"
+    );
     for (args, enabled) in [
         (vec![], false),
         (vec!["-accel", "tcg"], false),
@@ -215,39 +249,75 @@ fn libvirts_probe_command_line_daemonizes_as_qemu_does() {
     let started = Instant::now();
     // libvirt waits for the parent to exit and for its pipes to close.
     let output = Command::new(kvmon_bin())
-        .args(["-S", "-no-user-config", "-nodefaults", "-nographic", "-machine", "none,accel=kvm:tcg"])
-        .args(["-qmp", &qmp, "-pidfile", pidfile.to_str().unwrap(), "-daemonize"])
+        .args([
+            "-S",
+            "-no-user-config",
+            "-nodefaults",
+            "-nographic",
+            "-machine",
+            "none,accel=kvm:tcg",
+        ])
+        .args([
+            "-qmp",
+            &qmp,
+            "-pidfile",
+            pidfile.to_str().unwrap(),
+            "-daemonize",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
     assert!(started.elapsed() < Duration::from_secs(5));
-    let pid_text = std::fs::read_to_string(&pidfile).expect("the pidfile exists once the parent exits");
+    let pid_text =
+        std::fs::read_to_string(&pidfile).expect("the pidfile exists once the parent exits");
     assert!(pid_text.ends_with('\n'));
     let pid: i32 = pid_text.trim().parse().unwrap();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
-    assert_eq!(std::fs::metadata(&pidfile).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&pidfile).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // The daemon's umask is 027, as QEMU's.
-    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o750);
+    assert_eq!(
+        std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o750
+    );
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
     assert_eq!(cwd, Path::new("/"));
     let mut client = Client::connect(&socket);
     client.negotiate();
-    assert_eq!(client.command(r#"{"execute":"query-status"}"#), STATUS_PRELAUNCH);
+    assert_eq!(
+        client.command(r#"{"execute":"query-status"}"#),
+        STATUS_PRELAUNCH
+    );
     assert_eq!(
         client.command(r#"{"execute":"query-kvm"}"#),
         r#"{"return": {"enabled": true, "present": true}}"#
     );
     assert_eq!(client.command(r#"{"execute":"quit"}"#), r#"{"return": {}}"#);
     assert!(client.at_eof(Duration::from_secs(5)));
-    wait_until("the pidfile and socket to go", || !pidfile.exists() && !socket.exists());
+    wait_until("the pidfile and socket to go", || {
+        !pidfile.exists() && !socket.exists()
+    });
 }
 
 #[test]
 fn a_daemon_that_fails_to_start_makes_the_parent_fail() {
     let output = Command::new(kvmon_bin())
-        .args(["-M", "none", "-qmp", "unix:/nonexistent/q.sock,server=on,wait=off", "-daemonize"])
+        .args([
+            "-M",
+            "none",
+            "-qmp",
+            "unix:/nonexistent/q.sock,server=on,wait=off",
+            "-daemonize",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -262,10 +332,16 @@ fn a_locked_pidfile_stops_a_second_instance() {
     let dir = TempDir::new();
     let pidfile = dir.join("vm.pid");
     let first = Vmm::kvmon(&["-pidfile", pidfile.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), format!("{}\n", first.pid()));
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        format!("{}\n", first.pid())
+    );
     let (code, _, stderr) = run(&["-M", "none", "-pidfile", pidfile.to_str().unwrap()]);
     assert_eq!(code, Some(1));
-    assert_eq!(stderr, "kvmon: cannot create PID file: Cannot lock pid file: Resource temporarily unavailable\n");
+    assert_eq!(
+        stderr,
+        "kvmon: cannot create PID file: Cannot lock pid file: Resource temporarily unavailable\n"
+    );
     drop(first);
 }
 
@@ -289,7 +365,10 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     assert_eq!(code, Some(1));
     assert_eq!(
         stderr,
-        format!("kvmon: -qmp {arg}: Failed to bind socket to {}: another process is listening on it\n", path.display())
+        format!(
+            "kvmon: -qmp {arg}: Failed to bind socket to {}: another process is listening on it\n",
+            path.display()
+        )
     );
     assert!(path.exists(), "the live socket is left alone");
 }
@@ -300,7 +379,21 @@ fn client_mode_connects_out_as_qemus_test_harness_expects() {
     let path = dir.join("harness.sock");
     let listener = UnixListener::bind(&path).unwrap();
     let chardev = format!("socket,id=mon,path={}", path.display());
-    let mut kvmon = start(&["-display", "none", "-vga", "none", "-M", "none", "-chardev", &chardev, "-mon", "chardev=mon,mode=control"], TempDir::new());
+    let mut kvmon = start(
+        &[
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-M",
+            "none",
+            "-chardev",
+            &chardev,
+            "-mon",
+            "chardev=mon,mode=control",
+        ],
+        TempDir::new(),
+    );
     let mut client = Client::over(accept(&listener));
     client.greeting = client.line();
     assert!(client.greeting.starts_with(r#"{"QMP": {"version": "#));
@@ -315,8 +408,20 @@ fn client_mode_reconnects_when_asked_to() {
     let dir = TempDir::new();
     let path = dir.join("later.sock");
     let chardev = format!("socket,id=mon,path={},reconnect-ms=100", path.display());
-    let kvmon = start(&["-M", "none", "-chardev", &chardev, "-mon", "chardev=mon,mode=control"], TempDir::new());
-    wait_until("the first connection failure to be reported", || kvmon.stderr().contains("Unable to connect"));
+    let kvmon = start(
+        &[
+            "-M",
+            "none",
+            "-chardev",
+            &chardev,
+            "-mon",
+            "chardev=mon,mode=control",
+        ],
+        TempDir::new(),
+    );
+    wait_until("the first connection failure to be reported", || {
+        kvmon.stderr().contains("Unable to connect")
+    });
     assert_eq!(
         kvmon.stderr(),
         format!("kvmon: Unable to connect character device mon: Failed to connect to '{}': No such file or directory\n", path.display())
@@ -326,7 +431,10 @@ fn client_mode_reconnects_when_asked_to() {
     assert!(first.line().starts_with(r#"{"QMP""#));
     drop(first);
     let mut second = Client::over(accept(&listener));
-    assert!(second.line().starts_with(r#"{"QMP""#), "a fresh greeting after reconnecting");
+    assert!(
+        second.line().starts_with(r#"{"QMP""#),
+        "a fresh greeting after reconnecting"
+    );
     second.negotiate();
 }
 
@@ -338,7 +446,12 @@ fn an_inherited_connected_socket_is_served_as_qemus_python_harness_passes_it() {
         let mut command = Command::new(kvmon_bin());
         command.args(["-display", "none", "-vga", "none", "-M", "none", "-S"]);
         if form == "chardev" {
-            command.args(["-chardev", &format!("socket,id=mon,fd={fd}"), "-mon", "chardev=mon,mode=control"]);
+            command.args([
+                "-chardev",
+                &format!("socket,id=mon,fd={fd}"),
+                "-mon",
+                "chardev=mon,mode=control",
+            ]);
         } else {
             command.args(["-qmp", &format!("unix:fd={fd}")]);
         }
@@ -348,10 +461,16 @@ fn an_inherited_connected_socket_is_served_as_qemus_python_harness_passes_it() {
         let mut client = Client::over(ours);
         client.greeting = client.line();
         client.negotiate();
-        assert_eq!(client.command(r#"{"execute":"query-status"}"#), STATUS_PRELAUNCH);
+        assert_eq!(
+            client.command(r#"{"execute":"query-status"}"#),
+            STATUS_PRELAUNCH
+        );
         drop(client);
         std::thread::sleep(Duration::from_millis(100));
-        assert!(kvmon.running(), "like QEMU, kvmon runs on when the peer goes");
+        assert!(
+            kvmon.running(),
+            "like QEMU, kvmon runs on when the peer goes"
+        );
     }
 }
 
@@ -362,7 +481,13 @@ fn an_inherited_listening_socket_is_served_as_libvirt_passes_it() {
     let listener = UnixListener::bind(&path).unwrap();
     let fd = listener.as_raw_fd();
     let mut command = Command::new(kvmon_bin());
-    command.args(["-M", "none", "-S", "-chardev", &format!("socket,id=charmonitor,fd={fd},server=on,wait=off")]);
+    command.args([
+        "-M",
+        "none",
+        "-S",
+        "-chardev",
+        &format!("socket,id=charmonitor,fd={fd},server=on,wait=off"),
+    ]);
     command.args(["-mon", "chardev=charmonitor,id=monitor,mode=control"]);
     inherit(&mut command, fd);
     let mut kvmon = Vmm::spawn_command(command, TempDir::new());
@@ -388,12 +513,19 @@ fn server_without_wait_off_waits_for_its_first_client() {
     );
     let mut client = Client::connect(&path);
     client.negotiate();
-    assert_eq!(client.command(r#"{"execute":"query-status"}"#), STATUS_PRELAUNCH);
+    assert_eq!(
+        client.command(r#"{"execute":"query-status"}"#),
+        STATUS_PRELAUNCH
+    );
 }
 
 #[test]
 fn a_tcp_monitor_serves_qmp() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let arg = format!("tcp:127.0.0.1:{port},server=on,wait=off");
     let _kvmon = start(&["-M", "none", "-S", "-qmp", &arg], TempDir::new());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -404,7 +536,9 @@ fn a_tcp_monitor_serves_qmp() {
             Err(error) => panic!("{error}"),
         }
     };
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut read_line = || {
         let mut line = Vec::new();
         let mut byte = [0u8];
@@ -416,12 +550,17 @@ fn a_tcp_monitor_serves_qmp() {
     };
     assert!(read_line().starts_with(r#"{"QMP": "#));
     drop(read_line);
-    stream.write_all(br#"{"execute":"qmp_capabilities"}{"execute":"query-status"}"#).unwrap();
+    stream
+        .write_all(br#"{"execute":"qmp_capabilities"}{"execute":"query-status"}"#)
+        .unwrap();
     let mut reply = vec![0u8; 256];
     let mut got = Vec::new();
     while got.windows(2).filter(|w| w == b"\r\n").count() < 2 {
         let n = stream.read(&mut reply).unwrap();
         got.extend_from_slice(&reply[..n]);
     }
-    assert_eq!(String::from_utf8(got).unwrap(), format!("{{\"return\": {{}}}}\r\n{STATUS_PRELAUNCH}\r\n"));
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        format!("{{\"return\": {{}}}}\r\n{STATUS_PRELAUNCH}\r\n")
+    );
 }

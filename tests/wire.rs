@@ -2,12 +2,16 @@
 //! QEMU in reasonable time: full-size limits, pretty monitors, several
 //! monitors, quit, out-of-band ahead of stalled commands, yank.
 
+// In tests a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use kvmon_tests::{Client, TempDir, Vmm};
 
 const STATUS: &str = r#"{"execute":"query-status","id":"after"}"#;
-const STATUS_REPLY: &str = r#"{"return": {"status": "prelaunch", "running": false}, "id": "after"}"#;
+const STATUS_REPLY: &str =
+    r#"{"return": {"status": "prelaunch", "running": false}, "id": "after"}"#;
 
 #[test]
 fn a_message_at_the_size_limit_is_answered_and_one_past_it_is_refused() {
@@ -16,13 +20,21 @@ fn a_message_at_the_size_limit_is_answered_and_one_past_it_is_refused() {
     // 31 bytes of tokens before the id string, the string, then `}`: the
     // sum of raw token bytes may be at most 64 MiB - 1.
     let limit = 64 << 20;
-    let fits = format!(r#"{{"execute":"query-status","id":"{}"}}"#, "a".repeat(limit - 35));
+    let fits = format!(
+        r#"{{"execute":"query-status","id":"{}"}}"#,
+        "a".repeat(limit - 35)
+    );
     client.send(&fits);
     let reply = client.line();
-    assert!(reply.starts_with(r#"{"return": {"status": "prelaunch", "running": false}, "id": "aaa"#));
+    assert!(
+        reply.starts_with(r#"{"return": {"status": "prelaunch", "running": false}, "id": "aaa"#)
+    );
     // QEMU 10.0.2 answers this very input with a 67,108,892-byte line.
     assert_eq!(reply.len(), 67_108_892);
-    let over = format!(r#"{{"execute":"query-status","id":"{}"}}"#, "a".repeat(limit - 34));
+    let over = format!(
+        r#"{{"execute":"query-status","id":"{}"}}"#,
+        "a".repeat(limit - 34)
+    );
     client.send(&over);
     assert_eq!(
         client.line(),
@@ -42,9 +54,13 @@ fn a_single_token_past_the_limit_is_cut_and_the_rest_read_afresh() {
         r#"{"error": {"class": "GenericError", "desc": "JSON token size limit exceeded"}}"#
     );
     let keyword = client.line();
-    assert!(keyword.contains(r#"JSON parse error, invalid keyword 'aaaa"#), "{keyword}");
+    assert!(
+        keyword.contains(r#"JSON parse error, invalid keyword 'aaaa"#),
+        "{keyword}"
+    );
     // QEMU formats the message into 1024 bytes: the closing quote is cut off.
-    let desc = &keyword[r#"{"error": {"class": "GenericError", "desc": ""#.len()..keyword.len() - 3];
+    let desc =
+        &keyword[r#"{"error": {"class": "GenericError", "desc": ""#.len()..keyword.len() - 3];
     assert_eq!(desc.len(), "JSON parse error, ".len() + 1023);
     client.send(STATUS);
     loop {
@@ -73,7 +89,9 @@ fn token_count_limit_is_two_mebi_tokens() {
     let at_limit = (2_097_152 - 9) / 2;
     assert!(tokens(at_limit) <= 2_097_152 && tokens(at_limit + 1) > 2_097_152);
     client.send(message(at_limit));
-    assert!(client.line().starts_with(r#"{"return": {"status": "prelaunch", "running": false}, "id": [0, 0"#));
+    assert!(client
+        .line()
+        .starts_with(r#"{"return": {"status": "prelaunch", "running": false}, "id": [0, 0"#));
     client.send(message(at_limit + 1));
     assert_eq!(
         client.line(),
@@ -95,7 +113,10 @@ fn ten_thousand_deep_nesting_is_refused_and_the_connection_lives_on() {
         if line == STATUS_REPLY {
             break;
         }
-        assert!(line.starts_with(r#"{"error": {"class": "GenericError", "desc": ""#), "{line}");
+        assert!(
+            line.starts_with(r#"{"error": {"class": "GenericError", "desc": ""#),
+            "{line}"
+        );
         errors += 1;
     }
     // As in QEMU: each run of 1025 '[' trips the limit (9 errors), the last
@@ -109,7 +130,8 @@ fn a_command_may_arrive_one_byte_at_a_time() {
     let kvmon = Vmm::kvmon(&[]);
     let mut client = kvmon.negotiated();
     for byte in br#" {"execute": "query-status",
-        "id": "after"} "# {
+        "id": "after"} "#
+    {
         client.send([*byte]);
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -123,7 +145,15 @@ fn a_pretty_monitor_prints_as_qemu_does() {
     let chardev = format!("socket,id=mon,path={},server=on,wait=off", path.display());
     let mut kvmon = Vmm::spawn(
         &kvmon_tests::kvmon_bin(),
-        &["-machine", "none", "-S", "-chardev", &chardev, "-mon", "chardev=mon,mode=control,pretty=on"],
+        &[
+            "-machine",
+            "none",
+            "-S",
+            "-chardev",
+            &chardev,
+            "-mon",
+            "chardev=mon,mode=control,pretty=on",
+        ],
         dir,
     );
     kvmon.qmp = path;
@@ -137,7 +167,10 @@ fn a_pretty_monitor_prints_as_qemu_does() {
     assert_eq!(greeting[1], r#"    "QMP": {"#);
     assert_eq!(greeting[4], r#"                "micro": 0,"#);
     raw.send(r#"{"execute":"qmp_capabilities"}"#);
-    assert_eq!([raw.line(), raw.line(), raw.line(), raw.line()], ["{", r#"    "return": {"#, "    }", "}"]);
+    assert_eq!(
+        [raw.line(), raw.line(), raw.line(), raw.line()],
+        ["{", r#"    "return": {"#, "    }", "}"]
+    );
     raw.send(r#"{"execute":"cont","id":[1,{"a":[]}]}"#);
     let expected = [
         "{",
@@ -197,7 +230,10 @@ fn events_reach_every_negotiated_client_of_every_monitor_and_no_other() {
     // The client that never negotiated got nothing but its greeting.
     assert_eq!(idle.try_line(Duration::from_millis(200)), None);
     idle.negotiate();
-    assert!(idle.events.is_empty(), "no event from before negotiation is replayed");
+    assert!(
+        idle.events.is_empty(),
+        "no event from before negotiation is replayed"
+    );
 }
 
 #[test]
@@ -209,7 +245,8 @@ fn quit_sends_shutdown_then_the_return_then_closes_and_exits_zero() {
     client.send(r#"{"execute":"quit","id":1}{"execute":"query-status","id":2}"#);
     let shutdown = client.line();
     assert!(shutdown.starts_with(r#"{"timestamp": {"seconds": "#));
-    assert!(shutdown.ends_with(r#""event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}"#));
+    assert!(shutdown
+        .ends_with(r#""event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}"#));
     assert_eq!(client.line(), r#"{"return": {}, "id": 1}"#);
     assert!(client.at_eof(Duration::from_secs(5)));
     assert_eq!(other.line(), shutdown, "every client sees the SHUTDOWN");
@@ -222,7 +259,8 @@ fn quit_sends_shutdown_then_the_return_then_closes_and_exits_zero() {
 fn hmp_quit_answers_an_empty_string() {
     let mut kvmon = Vmm::kvmon(&[]);
     let mut client = kvmon.negotiated();
-    let reply = client.command(r#"{"execute":"human-monitor-command","arguments":{"command-line":"q"}}"#);
+    let reply =
+        client.command(r#"{"execute":"human-monitor-command","arguments":{"command-line":"q"}}"#);
     assert_eq!(reply, r#"{"return": ""}"#);
     assert!(client.events[0].contains(r#""reason": "host-qmp-quit""#));
     assert_eq!(kvmon.wait(Duration::from_secs(5)).code(), Some(0));
@@ -245,14 +283,23 @@ fn out_of_band_commands_overtake_commands_held_back_by_a_slow_reader() {
     let mut order = Vec::new();
     while order.len() < 401 {
         let line = client.line();
-        let id = line.rsplit_once("\"id\": ").map(|(_, id)| id.trim_end_matches('}').to_string());
+        let id = line
+            .rsplit_once("\"id\": ")
+            .map(|(_, id)| id.trim_end_matches('}').to_string());
         order.push(id.unwrap_or_default());
     }
-    let oob = order.iter().position(|id| id == "\"oob\"").expect("the oob reply");
+    let oob = order
+        .iter()
+        .position(|id| id == "\"oob\"")
+        .expect("the oob reply");
     assert!(oob < 400, "the oob reply came last: nothing was overtaken");
     let in_band: Vec<&String> = order.iter().filter(|id| *id != "\"oob\"").collect();
     let expected: Vec<String> = (0..400).map(|n| n.to_string()).collect();
-    assert_eq!(in_band, expected.iter().collect::<Vec<_>>(), "in-band replies stay in order");
+    assert_eq!(
+        in_band,
+        expected.iter().collect::<Vec<_>>(),
+        "in-band replies stay in order"
+    );
 }
 
 #[test]
@@ -261,7 +308,10 @@ fn yank_drops_the_chardevs_connections_and_the_monitor_serves_on() {
     let mut bystander = kvmon.negotiated();
     let mut client = kvmon.negotiated();
     client.send(r#"{"execute":"yank","arguments":{"instances":[{"type":"chardev","id":"compat_monitor0"}]}}"#);
-    assert!(client.at_eof(Duration::from_secs(5)), "no reply: the connection is gone");
+    assert!(
+        client.at_eof(Duration::from_secs(5)),
+        "no reply: the connection is gone"
+    );
     assert!(bystander.at_eof(Duration::from_secs(5)));
     let mut fresh = kvmon.negotiated();
     assert_eq!(fresh.command(STATUS), STATUS_REPLY);

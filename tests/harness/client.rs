@@ -17,6 +17,8 @@ pub struct Client {
     /// Events received while waiting for replies.
     pub events: Vec<String>,
     eof: bool,
+    /// The socket's read timeout, set only when it changes.
+    read_timeout: Option<Duration>,
 }
 
 impl Client {
@@ -26,7 +28,11 @@ impl Client {
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", path.display()));
         let mut client = Client::over(stream);
         client.greeting = client.line();
-        assert!(client.greeting.starts_with("{\"QMP\": "), "{}", client.greeting);
+        assert!(
+            client.greeting.starts_with("{\"QMP\": "),
+            "{}",
+            client.greeting
+        );
         client
     }
 
@@ -38,11 +44,14 @@ impl Client {
             greeting: String::new(),
             events: Vec::new(),
             eof: false,
+            read_timeout: None,
         }
     }
 
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.stream.write_all(bytes.as_ref()).expect("send to the VMM");
+        self.stream
+            .write_all(bytes.as_ref())
+            .expect("send to the VMM");
     }
 
     /// The next line, CRLF removed; panics on timeout or EOF.
@@ -64,7 +73,10 @@ impl Client {
         // Where the search for CRLF resumes: replies may be many megabytes.
         let mut searched = 0;
         loop {
-            if let Some(offset) = self.buffer[searched..].windows(2).position(|w| w == b"\r\n") {
+            if let Some(offset) = self.buffer[searched..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+            {
                 let end = searched + offset;
                 let line: Vec<u8> = self.buffer.drain(..end + 2).take(end).collect();
                 return Some(String::from_utf8(line).expect("the VMM sends ASCII"));
@@ -73,15 +85,21 @@ impl Client {
             if self.eof {
                 return None;
             }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.stream
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .ok()?;
+            deadline.checked_duration_since(Instant::now())?;
+            // Each read waits at most `timeout`; setting it costs a system
+            // call, so only when it changes (benchmarks read a lot).
+            let wait = timeout.max(Duration::from_millis(1));
+            if self.read_timeout != Some(wait) {
+                self.stream.set_read_timeout(Some(wait)).ok()?;
+                self.read_timeout = Some(wait);
+            }
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => self.eof = true,
             }
@@ -114,7 +132,10 @@ impl Client {
 
     /// Sends `qmp_capabilities` and checks the answer.
     pub fn negotiate(&mut self) {
-        assert_eq!(self.command(r#"{"execute":"qmp_capabilities"}"#), r#"{"return": {}}"#);
+        assert_eq!(
+            self.command(r#"{"execute":"qmp_capabilities"}"#),
+            r#"{"return": {}}"#
+        );
     }
 
     /// Negotiates with the `oob` capability.
@@ -131,7 +152,10 @@ impl Client {
             return self.events.remove(0);
         }
         let line = self.line();
-        assert!(line.starts_with("{\"timestamp\": "), "expected an event: {line}");
+        assert!(
+            line.starts_with("{\"timestamp\": "),
+            "expected an event: {line}"
+        );
         line
     }
 }
@@ -186,13 +210,17 @@ mod tests {
 
     #[test]
     fn normalizes_timestamps_and_versions() {
-        let event = r#"{"timestamp": {"seconds": 1795241173, "microseconds": 664623}, "event": "RESUME"}"#;
+        let event =
+            r#"{"timestamp": {"seconds": 1795241173, "microseconds": 664623}, "event": "RESUME"}"#;
         assert_eq!(
             normalize(event, &[]),
             r#"{"timestamp": {"seconds": S, "microseconds": U}, "event": "RESUME"}"#
         );
         let greeting = r#"{"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": "Debian 1:10.0.2"}, "capabilities": ["oob"]}}"#;
-        assert_eq!(normalize(greeting, &[]), r#"{"QMP": {"version": VERSION, "capabilities": ["oob"]}}"#);
+        assert_eq!(
+            normalize(greeting, &[]),
+            r#"{"QMP": {"version": VERSION, "capabilities": ["oob"]}}"#
+        );
         assert_eq!(version_text(greeting), "10.0.2Debian 1:10.0.2");
     }
 }

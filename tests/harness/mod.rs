@@ -1,6 +1,9 @@
 //! The end-to-end harness: start kvmon (or QEMU, the reference) as a real
 //! process in a private directory, and talk QMP to it over real sockets.
 
+// In tests a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 pub mod client;
 pub mod process;
 

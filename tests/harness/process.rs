@@ -141,9 +141,16 @@ impl Vmm {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(&self.qmp).is_err() {
             if let Some(status) = self.try_wait() {
-                panic!("the VMM exited ({status}) before listening:\n{}", self.stderr());
+                panic!(
+                    "the VMM exited ({status}) before listening:\n{}",
+                    self.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "no QMP socket at {}", self.qmp.display());
+            assert!(
+                Instant::now() < deadline,
+                "no QMP socket at {}",
+                self.qmp.display()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -183,7 +190,11 @@ impl Vmm {
             if let Some(status) = self.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the VMM did not exit:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "the VMM did not exit:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -203,7 +214,8 @@ impl Vmm {
 
     /// Resident memory in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))

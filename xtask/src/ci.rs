@@ -18,7 +18,14 @@ pub fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     run("cargo", &["build", "--release", "--package", "kvmon"], &[])?;
@@ -28,7 +35,6 @@ pub fn ci() -> Result<(), String> {
     println!("ci: all passed");
     Ok(())
 }
-
 
 /// Debian packages (QEMU 10 from backports) and Python packages.
 fn install() -> Result<(), String> {
@@ -60,7 +66,12 @@ fn add_backports() -> Result<(), String> {
         .find_map(|line| {
             let line = line.trim();
             line.strip_prefix("URIs:")
-                .map(|uris| uris.split_whitespace().next().unwrap_or_default().to_string())
+                .map(|uris| {
+                    uris.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .or_else(|| {
                     let mut words = line.strip_prefix("deb ")?.split_whitespace();
                     let uri = words.find(|word| word.contains("://"))?;

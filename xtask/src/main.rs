@@ -41,7 +41,8 @@ fn qmp_docs() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for (name, content) in monitor::reference_pages() {
         let path = dir.join(name);
-        std::fs::write(&path, content).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, content)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -39,12 +39,18 @@ pub struct Connection {
     pub budget: usize,
     /// To be closed: yanked, or too far behind with its output.
     pub doomed: bool,
+    /// The peer has shut its side: read on to the end of file.
+    pub peer_closed: bool,
 }
 
 /// What a read turned up.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadResult {
+    /// Data, and maybe more where it came from.
     Data,
+    /// Data that emptied the socket: with edge-triggered readiness, more
+    /// data raises a new event, so there is no need to read again now.
+    Drained,
     WouldBlock,
     Eof,
 }
@@ -62,6 +68,7 @@ impl Connection {
             eof: false,
             budget: READ_BUDGET,
             doomed: false,
+            peer_closed: false,
         }
     }
 
@@ -86,7 +93,12 @@ impl Connection {
             Ok(count) => {
                 self.budget -= count;
                 self.parser.feed(&scratch[..count], items);
-                Ok(ReadResult::Data)
+                // A hang-up came with the same readiness event: read to the end.
+                if count < want && !self.peer_closed {
+                    Ok(ReadResult::Drained)
+                } else {
+                    Ok(ReadResult::Data)
+                }
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(ReadResult::WouldBlock),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(ReadResult::Data),
@@ -104,6 +116,18 @@ impl Connection {
     /// client has stopped reading.
     pub fn send_event(&mut self, bytes: &Rc<[u8]>) -> Result<(), Overflow> {
         self.outbox.push_event(Chunk::Shared(bytes.clone()))
+    }
+
+    /// Whether the client has closed its side; input still arriving is discarded.
+    pub fn hung_up(&mut self, scratch: &mut [u8]) -> bool {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return error.kind() != io::ErrorKind::WouldBlock,
+            }
+        }
     }
 
     /// Writes what the socket takes now.

@@ -20,6 +20,9 @@ pub fn reference_pages() -> Vec<(&'static str, String)> {
     let commands: Vec<_> = table.decls().copied().collect();
     vec![
         ("commands.md", qmp::schema::docs::commands_page(&commands)),
-        ("events.md", qmp::schema::docs::events_page(&events::Event::decls())),
+        (
+            "events.md",
+            qmp::schema::docs::events_page(&events::Event::decls()),
+        ),
     ]
 }

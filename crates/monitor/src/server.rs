@@ -58,6 +58,10 @@ struct Monitor {
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long output may take to drain when kvmon exits.
 const EXIT_FLUSH: Duration = Duration::from_secs(1);
+/// How long clients get to hang up first when kvmon exits.  QEMU closes its
+/// sockets late in its exit, so clients such as qemu.qmp read the last
+/// reply before they see the end of the connection; this keeps that order.
+const EXIT_GRACE: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 pub struct Server {
@@ -170,9 +174,15 @@ impl Server {
         };
         if index < self.monitors.len() {
             self.accept(index);
-        } else {
-            self.serve(index - self.monitors.len(), machine);
+            return;
         }
+        let index = index - self.monitors.len();
+        if event.is_read_closed() || event.is_error() {
+            if let Some(Some(connection)) = self.connections.get_mut(index) {
+                connection.peer_closed = true;
+            }
+        }
+        self.serve(index, machine);
     }
 
     /// How long the main loop may sleep before [`Server::tick`] has work.
@@ -233,17 +243,28 @@ impl Server {
         }
     }
 
-    /// Writes what can be written and closes every connection; sockets kvmon
-    /// bound are removed.  Used when kvmon exits.
+    /// Writes what can be written, lets clients hang up, and closes every
+    /// connection; sockets kvmon bound are removed.  Used when kvmon exits.
     pub fn finish(&mut self) {
         self.deliver_events(None);
-        let deadline = Instant::now() + EXIT_FLUSH;
+        let started = Instant::now();
         loop {
             let mut pending = false;
             for connection in self.connections.iter_mut().flatten() {
                 pending |= matches!(connection.flush(), Ok(false));
             }
-            if !pending || Instant::now() >= deadline {
+            if !pending || started.elapsed() >= EXIT_FLUSH {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let grace = Instant::now() + EXIT_GRACE;
+        while Instant::now() < grace {
+            let mut open = false;
+            for connection in self.connections.iter_mut().flatten() {
+                open |= !connection.hung_up(&mut self.scratch);
+            }
+            if !open {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -418,7 +439,7 @@ impl Server {
             self.items = items;
             match result? {
                 ReadResult::Data => {}
-                ReadResult::WouldBlock | ReadResult::Eof => break,
+                ReadResult::Drained | ReadResult::WouldBlock | ReadResult::Eof => break,
             }
         }
         connection.flush()?;

@@ -10,7 +10,7 @@ mod run_state;
 mod yank;
 
 pub use control::{
-    CommandInfo, QmpCapabilities, QMPCapability, QueryCommands, QueryQmpSchema, QueryVersion,
+    CommandInfo, QMPCapability, QmpCapabilities, QueryCommands, QueryQmpSchema, QueryVersion,
 };
 pub use hmp::HumanMonitorCommand;
 pub use machine_info::{

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::types::{CommandDecl, EventDecl, MemberInfo, TypeInfo};
 
-const NOTICE: &str = "<!-- Generated from kvmon's QMP schema by `cargo xtask qmp-docs`; do not edit. -->";
+const NOTICE: &str =
+    "<!-- Generated from kvmon's QMP schema by `cargo xtask qmp-docs`; do not edit. -->";
 
 /// `docs/qmp/commands.md`.
 pub fn commands_page(commands: &[CommandDecl]) -> String {
@@ -37,7 +38,9 @@ pub fn commands_page(commands: &[CommandDecl]) -> String {
         }
         if command.allow_oob {
             page.line("");
-            page.line("May run out of band (`exec-oob`) once the client enabled the `oob` capability.");
+            page.line(
+                "May run out of band (`exec-oob`) once the client enabled the `oob` capability.",
+            );
         }
     }
     page.types();
@@ -92,7 +95,11 @@ impl Page {
     fn doc(&mut self, doc: &str) {
         let text = doc.lines().map(str::trim).collect::<Vec<_>>().join("\n");
         let text = text.trim();
-        self.line(if text.is_empty() { "(undocumented)" } else { text });
+        self.line(if text.is_empty() {
+            "(undocumented)"
+        } else {
+            text
+        });
     }
 
     /// The members of an object type as a table, or "none".
@@ -115,7 +122,12 @@ impl Page {
 
     fn member_row(&mut self, member: &MemberInfo) {
         let name = self.type_name((member.ty)());
-        let doc = member.doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        let doc = member
+            .doc
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
         let optional = if member.optional { "yes" } else { "" };
         self.line(&format!(
             "| `{}` | {name} | {optional} | {} |",
@@ -159,7 +171,12 @@ impl Page {
                     self.line("| Value | Description |");
                     self.line("|---|---|");
                     for value in info.values {
-                        let doc = value.doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+                        let doc = value
+                            .doc
+                            .lines()
+                            .map(str::trim)
+                            .collect::<Vec<_>>()
+                            .join(" ");
                         self.line(&format!("| `{}` | {} |", value.name, doc.trim()));
                     }
                 }

@@ -1,0 +1,402 @@
+//! `cargo xtask bench qmp`: the QMP server of kvmon and of QEMU, both
+//! `-machine none -S`, on the same workloads in the same run:
+//!
+//! - handshake: connect, greeting, `qmp_capabilities` answered;
+//! - round trip: `query-status` one at a time, p50 and p99;
+//! - pipelined: `query-status` written back to back, commands per second;
+//! - fan-out: many clients negotiated, one `cont`, how many get RESUME;
+//! - memory: resident set after start and at its peak.
+//!
+//! QEMU serves one client per monitor socket at a time, so each workload
+//! uses one connection and closes it before the next.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kvmon_tests::Vmm;
+use mio::net::UnixStream;
+use mio::{Events, Interest, Poll, Token};
+
+use super::stats::{micros, percentile};
+
+const STATUS: &str = r#"{"execute":"query-status"}"#;
+
+struct Sizes {
+    handshakes: usize,
+    round_trips: usize,
+    pipelined: usize,
+    clients: usize,
+}
+
+#[derive(Debug, Default)]
+struct Results {
+    handshake_p50: Duration,
+    handshake_p99: Duration,
+    round_trip_p50: Duration,
+    round_trip_p99: Duration,
+    pipelined_per_second: f64,
+    clients_with_event: usize,
+    fan_out_time: Duration,
+    rss_start_kib: u64,
+    rss_peak_kib: u64,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let record = args.iter().any(|a| a == "--record");
+    let sizes = if quick {
+        Sizes {
+            handshakes: 50,
+            round_trips: 1_000,
+            pipelined: 1_000,
+            clients: 100,
+        }
+    } else {
+        Sizes {
+            handshakes: 500,
+            round_trips: 10_000,
+            pipelined: 10_000,
+            clients: 1_000,
+        }
+    };
+    raise_file_limit();
+    crate::process::run(
+        "cargo",
+        &["build", "--release", "--quiet", "--package", "kvmon"],
+        &[],
+    )?;
+    // Before any thread starts: the harness reads it to find the binary.
+    std::env::set_var("KVMON_BIN", crate::root().join("target/release/kvmon"));
+    println!("measuring kvmon ...");
+    let kvmon = measure(Vmm::kvmon(&[]), &sizes);
+    let qemu = if Path::new("/usr/bin/qemu-system-x86_64").exists() {
+        println!("measuring QEMU ...");
+        Some(measure(Vmm::qemu(&[]), &sizes))
+    } else {
+        println!("QEMU is not installed: kvmon alone");
+        None
+    };
+    let report = report(&kvmon, qemu.as_ref(), &sizes);
+    println!("\n{report}");
+    if record && !quick {
+        record_results(&report)?;
+    }
+    Ok(())
+}
+
+fn measure(mut vmm: Vmm, sizes: &Sizes) -> Results {
+    let mut results = Results {
+        rss_start_kib: vmm.rss_kib(),
+        ..Results::default()
+    };
+    let mut handshakes: Vec<Duration> = (0..sizes.handshakes)
+        .map(|_| {
+            let started = Instant::now();
+            let client = vmm.negotiated();
+            let took = started.elapsed();
+            drop(client);
+            took
+        })
+        .collect();
+    results.handshake_p50 = percentile(&mut handshakes, 50.0);
+    results.handshake_p99 = percentile(&mut handshakes, 99.0);
+
+    let mut client = vmm.negotiated();
+    let mut round_trips: Vec<Duration> = (0..sizes.round_trips)
+        .map(|_| {
+            let started = Instant::now();
+            client.command(STATUS);
+            started.elapsed()
+        })
+        .collect();
+    results.round_trip_p50 = percentile(&mut round_trips, 50.0);
+    results.round_trip_p99 = percentile(&mut round_trips, 99.0);
+    drop(client);
+
+    let mut pipelined = vmm.negotiated();
+    let mut writer = pipelined.stream.try_clone().expect("clone the stream");
+    let count = sizes.pipelined;
+    let started = Instant::now();
+    let sender = std::thread::spawn(move || {
+        let batch = STATUS.repeat(100);
+        for _ in 0..count / 100 {
+            writer.write_all(batch.as_bytes()).expect("write commands");
+        }
+    });
+    for _ in 0..count {
+        pipelined.line();
+    }
+    results.pipelined_per_second = count as f64 / started.elapsed().as_secs_f64();
+    let _ = sender.join();
+    drop(pipelined);
+
+    let (received, took) = fan_out(&vmm, sizes.clients);
+    results.clients_with_event = received;
+    results.fan_out_time = took;
+    results.rss_peak_kib = peak_rss_kib(vmm.pid());
+    // QEMU drops a command whose client hangs up at once: wait for the reply.
+    vmm.negotiated().command(r#"{"execute":"quit"}"#);
+    let _ = vmm.wait(Duration::from_secs(30));
+    results
+}
+
+/// Connects a controller, then `count` clients at once, negotiates each
+/// client the server greets, sends one `cont` from the controller and counts
+/// the clients that receive the RESUME event.
+fn fan_out(vmm: &Vmm, count: usize) -> (usize, Duration) {
+    let mut controller = vmm.negotiated();
+    let Ok(mut poll) = Poll::new() else {
+        return (0, Duration::ZERO);
+    };
+    #[derive(PartialEq)]
+    enum Stage {
+        Greeting,
+        Negotiating,
+        Ready,
+        Done,
+    }
+    let mut clients: Vec<(UnixStream, Vec<u8>, Stage)> = Vec::new();
+    for index in 0..count {
+        // A full listen backlog refuses the connection at once.
+        let Ok(mut stream) = UnixStream::connect(&vmm.qmp) else {
+            continue;
+        };
+        if poll
+            .registry()
+            .register(&mut stream, Token(index), Interest::READABLE)
+            .is_ok()
+        {
+            clients.push((stream, Vec::new(), Stage::Greeting));
+        }
+    }
+    let mut events = Events::with_capacity(1024);
+    // Clients still waiting for a greeting after this are not being served.
+    let mut negotiation_ends = Instant::now() + Duration::from_secs(5);
+    let mut sent: Option<Instant> = None;
+    let mut done = 0;
+    while done < clients.len() {
+        let now = Instant::now();
+        let negotiated = clients
+            .iter()
+            .all(|c| matches!(c.2, Stage::Ready | Stage::Done));
+        if sent.is_none() && (negotiated || now >= negotiation_ends) {
+            controller.send(r#"{"execute":"cont"}"#);
+            sent = Some(now);
+            negotiation_ends = now + Duration::from_secs(5);
+        } else if sent.is_some() && now >= negotiation_ends {
+            break;
+        }
+        let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
+        for event in &events {
+            let (stream, buffer, stage) = &mut clients[event.token().0];
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                buffer.extend_from_slice(&chunk[..n]);
+            }
+            while let Some(end) = buffer.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = buffer.drain(..end + 2).collect();
+                match stage {
+                    Stage::Greeting => {
+                        let _ = stream.write_all(br#"{"execute":"qmp_capabilities"}"#);
+                        *stage = Stage::Negotiating;
+                    }
+                    Stage::Negotiating => *stage = Stage::Ready,
+                    Stage::Ready if line.windows(8).any(|w| w == b"\"RESUME\"") => {
+                        *stage = Stage::Done;
+                        done += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let took = sent.map(|started| started.elapsed()).unwrap_or_default();
+    (done, took)
+}
+
+fn peak_rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn raise_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit touch only the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// The markdown table, with ratios and the issue's targets.
+fn report(kvmon: &Results, qemu: Option<&Results>, sizes: &Sizes) -> String {
+    let mut out = String::new();
+    out.push_str("| Measure | kvmon | QEMU 10.0 | Ratio | Target |\n|---|---|---|---|---|\n");
+    let row = |out: &mut String,
+               name: &str,
+               ours: String,
+               theirs: Option<String>,
+               ratio: Option<f64>,
+               target: &str,
+               met: Option<bool>| {
+        let theirs = theirs.unwrap_or_else(|| "—".into());
+        let ratio = ratio
+            .map(|r| format!("{r:.1}×"))
+            .unwrap_or_else(|| "—".into());
+        let verdict = match met {
+            Some(true) => format!("{target} ✔"),
+            Some(false) => format!("{target} ✘"),
+            None => target.to_string(),
+        };
+        out.push_str(&format!(
+            "| {name} | {ours} | {theirs} | {ratio} | {verdict} |\n"
+        ));
+    };
+    let faster =
+        |ours: Duration, theirs: Duration| theirs.as_secs_f64() / ours.as_secs_f64().max(1e-9);
+    row(
+        &mut out,
+        "handshake p50 (connect → greeting → negotiated)",
+        micros(kvmon.handshake_p50),
+        qemu.map(|q| micros(q.handshake_p50)),
+        qemu.map(|q| faster(kvmon.handshake_p50, q.handshake_p50)),
+        "",
+        None,
+    );
+    row(
+        &mut out,
+        "handshake p99",
+        micros(kvmon.handshake_p99),
+        qemu.map(|q| micros(q.handshake_p99)),
+        qemu.map(|q| faster(kvmon.handshake_p99, q.handshake_p99)),
+        "",
+        None,
+    );
+    let p50_ratio = qemu.map(|q| faster(kvmon.round_trip_p50, q.round_trip_p50));
+    row(
+        &mut out,
+        &format!(
+            "query-status round trip p50 ({} sequential)",
+            sizes.round_trips
+        ),
+        micros(kvmon.round_trip_p50),
+        qemu.map(|q| micros(q.round_trip_p50)),
+        p50_ratio,
+        "≥ 5× faster",
+        p50_ratio.map(|r| r >= 5.0),
+    );
+    row(
+        &mut out,
+        "query-status round trip p99",
+        micros(kvmon.round_trip_p99),
+        qemu.map(|q| micros(q.round_trip_p99)),
+        qemu.map(|q| faster(kvmon.round_trip_p99, q.round_trip_p99)),
+        "",
+        None,
+    );
+    let throughput_ratio =
+        qemu.map(|q| kvmon.pipelined_per_second / q.pipelined_per_second.max(1e-9));
+    row(
+        &mut out,
+        &format!("pipelined throughput ({} commands)", sizes.pipelined),
+        format!("{:.0} /s", kvmon.pipelined_per_second),
+        qemu.map(|q| format!("{:.0} /s", q.pipelined_per_second)),
+        throughput_ratio,
+        "≥ 15×",
+        throughput_ratio.map(|r| r >= 15.0),
+    );
+    row(
+        &mut out,
+        &format!("clients of {} that got the event", sizes.clients),
+        kvmon.clients_with_event.to_string(),
+        qemu.map(|q| q.clients_with_event.to_string()),
+        None,
+        "all",
+        Some(kvmon.clients_with_event == sizes.clients),
+    );
+    row(
+        &mut out,
+        "time for the event to reach them all",
+        format!("{:.1} ms", kvmon.fan_out_time.as_secs_f64() * 1e3),
+        qemu.map(|q| {
+            if q.clients_with_event == sizes.clients {
+                format!("{:.1} ms", q.fan_out_time.as_secs_f64() * 1e3)
+            } else {
+                "never".into()
+            }
+        }),
+        None,
+        "",
+        None,
+    );
+    row(
+        &mut out,
+        "RSS after start",
+        format!("{} KiB", kvmon.rss_start_kib),
+        qemu.map(|q| format!("{} KiB", q.rss_start_kib)),
+        qemu.map(|q| q.rss_start_kib as f64 / kvmon.rss_start_kib.max(1) as f64),
+        "",
+        None,
+    );
+    let rss_ratio = qemu.map(|q| q.rss_peak_kib as f64 / kvmon.rss_peak_kib.max(1) as f64);
+    row(
+        &mut out,
+        "peak RSS (VmHWM) over the run",
+        format!("{} KiB", kvmon.rss_peak_kib),
+        qemu.map(|q| format!("{} KiB", q.rss_peak_kib)),
+        rss_ratio,
+        "≤ 1/4 of QEMU's",
+        rss_ratio.map(|r| r >= 4.0),
+    );
+    out
+}
+
+/// Replaces the recorded section of docs/benchmarks.md.
+fn record_results(report: &str) -> Result<(), String> {
+    let path = crate::root().join("docs/benchmarks.md");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (start, end) = ("<!-- bench qmp: start -->", "<!-- bench qmp: end -->");
+    let (Some(from), Some(to)) = (text.find(start), text.find(end)) else {
+        return Err(format!(
+            "{} lacks the {start} … {end} markers",
+            path.display()
+        ));
+    };
+    let machine = machine_description();
+    let section = format!("{start}\nMeasured {machine}.\n\n{report}{end}");
+    let updated = format!("{}{section}{}", &text[..from], &text[to + end.len()..]);
+    std::fs::write(&path, updated).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("recorded in {}", path.display());
+    Ok(())
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "an unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(crate::root())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("on {cores} cores of {cpu}, kvmon at {commit}")
+}
