@@ -166,7 +166,7 @@ fn random_bytes_never_break_the_connection_or_kvmon() {
         let byte = (state >> 32) as u8;
         // Mostly JSON's own characters, so the parser goes deep, and any byte.
         let bytes = b"{}[]:,\"'\\0123456789.-eEtrufalsn ";
-        garbage.push(if byte % 4 == 0 {
+        garbage.push(if byte.is_multiple_of(4) {
             byte
         } else {
             bytes[byte as usize % bytes.len()]
