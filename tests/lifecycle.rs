@@ -539,17 +539,13 @@ fn a_tcp_monitor_serves_qmp() {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut read_line = || {
-        let mut line = Vec::new();
-        let mut byte = [0u8];
-        while !line.ends_with(b"\r\n") {
-            stream.read_exact(&mut byte).unwrap();
-            line.push(byte[0]);
-        }
-        String::from_utf8(line).unwrap()
-    };
-    assert!(read_line().starts_with(r#"{"QMP": "#));
-    drop(read_line);
+    let mut greeting = Vec::new();
+    let mut byte = [0u8];
+    while !greeting.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        greeting.push(byte[0]);
+    }
+    assert!(greeting.starts_with(br#"{"QMP": "#));
     stream
         .write_all(br#"{"execute":"qmp_capabilities"}{"execute":"query-status"}"#)
         .unwrap();
