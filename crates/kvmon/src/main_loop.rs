@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use events::EventBus;
 use machine::{Machine, MachineConfig, NoneMachine};
@@ -18,6 +19,12 @@ const EVENTS: Token = Token(0);
 const SIGNALS: Token = Token(1);
 /// The server's tokens start here.
 const SERVER: usize = 16;
+
+/// After QMP traffic the loop polls without sleeping for this long: a client
+/// usually follows one command with another, and on a virtual machine
+/// waking a sleeping thread on another CPU costs tens of microseconds.
+/// Idle VMs and other activity never spin.
+const QMP_SPIN: Duration = Duration::from_micros(100);
 
 /// Builds the machine and the monitors, tells the parent (with
 /// `-daemonize`) that start-up is done, and runs until the machine finishes.
@@ -50,11 +57,22 @@ pub fn run(
     }
 
     let mut events = Events::with_capacity(256);
+    let mut spin_until: Option<Instant> = None;
     loop {
-        if let Err(error) = poll.poll(&mut events, server.timeout()) {
+        let spinning = spin_until.is_some_and(|until| Instant::now() < until);
+        let timeout = if spinning {
+            Some(Duration::ZERO)
+        } else {
+            server.timeout()
+        };
+        if let Err(error) = poll.poll(&mut events, timeout) {
             if error.kind() != io::ErrorKind::Interrupted {
                 return Err(CliError::bare(format!("the event loop failed: {error}")));
             }
+        }
+        if events.is_empty() && spinning {
+            // Let a client on this CPU run.
+            std::thread::yield_now();
         }
         for event in &events {
             match event.token() {
@@ -65,7 +83,10 @@ pub fn run(
                         machine.shutdown(ShutdownCause::HostSignal);
                     }
                 }
-                _ => server.ready(event, &mut *machine),
+                _ => {
+                    server.ready(event, &mut *machine);
+                    spin_until = Some(Instant::now() + QMP_SPIN);
+                }
             }
         }
         server.tick(&mut *machine);
