@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -12,23 +13,9 @@ use kvmon_tests::{Client, Vmm};
 
 const STATUS: &str = r#"{"execute":"query-status"}"#;
 
-/// Lets this test process hold thousands of sockets.
-fn raise_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit touch only the struct passed.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
-}
-
 #[test]
 fn a_thousand_concurrent_clients_each_get_every_event() {
-    raise_file_limit();
+    monitor::raise_fd_limit();
     let kvmon = Vmm::kvmon(&[]);
     let mut clients: Vec<Client> = (0..1000).map(|_| kvmon.negotiated()).collect();
     let mut control = kvmon.negotiated();
@@ -106,7 +93,7 @@ fn a_client_that_stops_reading_is_dropped_and_the_rest_carry_on() {
 
 #[test]
 fn clients_vanishing_mid_command_leave_kvmon_serving() {
-    raise_file_limit();
+    monitor::raise_fd_limit();
     let mut kvmon = Vmm::kvmon(&[]);
     let before = kvmon.rss_kib();
     for n in 0..1000 {
@@ -238,4 +225,148 @@ fn clients_that_hang_up_leave_no_descriptor_behind() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Writes `message` over and over from another thread until kvmon stops
+/// taking it (or `limit` bytes), and returns how much it took.
+fn flood(client: &Client, message: &[u8], limit: usize) -> std::thread::JoinHandle<usize> {
+    let mut writer = client.stream.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let message = message.to_vec();
+    std::thread::spawn(move || {
+        let mut written = 0;
+        while written < limit && writer.write_all(&message).is_ok() {
+            written += message.len();
+        }
+        written
+    })
+}
+
+#[test]
+fn an_out_of_band_flood_from_a_client_that_never_reads_is_bounded() {
+    let kvmon = Vmm::kvmon(&[]);
+    let mut client = kvmon.connect();
+    client.negotiate_oob();
+    let batch =
+        r#"{"exec-oob":"query-yank","id":"a-long-id-to-make-the-replies-bigger"}"#.repeat(1000);
+    let written = flood(&client, batch.as_bytes(), 1 << 30).join().unwrap();
+    // kvmon stopped reading once 16 MiB of replies were waiting.
+    assert!(written < 200 << 20, "kvmon took {written} bytes");
+    let rss = kvmon.rss_kib();
+    assert!(rss < 96 * 1024, "{rss} KiB");
+    let mut other = kvmon.negotiated();
+    assert!(other.command(STATUS).starts_with(r#"{"return": "#));
+}
+
+#[test]
+fn a_stalled_client_cannot_make_kvmon_hold_many_huge_requests() {
+    let kvmon = Vmm::kvmon(&[]);
+    let mut client = kvmon.negotiated();
+    // Stall the client with one reply bigger than kvmon lets pile up, so
+    // that nothing is queued yet: only the byte bound can stop what follows.
+    let echo = format!(
+        r#"{{"execute":"query-status","id":"{}"}}"#,
+        "y".repeat(4 << 20)
+    );
+    client.send(&echo);
+    std::thread::sleep(Duration::from_millis(200));
+    let huge = format!(
+        r#"{{"execute":"query-status","id":"{}"}}"#,
+        "x".repeat(8 << 20)
+    );
+    let written = flood(&client, huge.as_bytes(), 400 << 20).join().unwrap();
+    assert!(written < 200 << 20, "kvmon took {written} bytes");
+    let rss = kvmon.rss_kib();
+    // One message being parsed (at most 64 MiB) and about 1 MiB of waiting
+    // ones, not fifty 8 MiB requests.
+    assert!(rss < 160 * 1024, "{rss} KiB");
+}
+
+#[test]
+fn a_command_right_after_a_passed_descriptor_is_answered() {
+    // qemu.qmp sends one blank byte carrying a descriptor (SCM_RIGHTS), then
+    // the command that uses it; a read stops at the descriptor's byte.
+    let kvmon = Vmm::kvmon(&[]);
+    for _ in 0..50 {
+        let mut client = kvmon.negotiated();
+        let passed = std::fs::File::open("/dev/null").unwrap();
+        send_with_fd(&client.stream, b" ", passed.as_raw_fd());
+        client.send(STATUS);
+        assert_eq!(
+            client.line(),
+            r#"{"return": {"status": "prelaunch", "running": false}}"#
+        );
+    }
+}
+
+fn send_with_fd(stream: &UnixStream, byte: &[u8], fd: i32) {
+    let mut iov = libc::iovec {
+        iov_base: byte.as_ptr() as *mut libc::c_void,
+        iov_len: byte.len(),
+    };
+    // SAFETY: CMSG_SPACE is arithmetic on a constant.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: an all-zero msghdr is valid; every pointer set below outlives sendmsg.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = space;
+    // SAFETY: the control buffer holds one cmsg with room for one fd.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<i32>(), fd);
+        assert_eq!(
+            libc::sendmsg(stream.as_raw_fd(), &message, 0),
+            byte.len() as isize
+        );
+    }
+}
+
+#[test]
+fn running_out_of_descriptors_is_logged_once_and_recovered_from() {
+    use std::os::unix::process::CommandExt;
+    let dir = kvmon_tests::TempDir::new();
+    let socket = dir.join("few.sock");
+    let qmp = format!("unix:{},server=on,wait=off", socket.display());
+    let mut command = std::process::Command::new(kvmon_tests::kvmon_bin());
+    command.args(["-machine", "none", "-S", "-qmp", &qmp]);
+    // SAFETY: setrlimit is async-signal-safe and touches only its argument.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 24,
+                rlim_max: 24,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let mut kvmon = Vmm::spawn_command(command, dir);
+    kvmon.qmp = socket;
+    // Not wait_for_socket(): its probe connection would free a descriptor
+    // when it closes, and end the shortage early.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !kvmon.qmp.exists() {
+        assert!(Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // More clients than descriptors: the rest wait in the listen backlog.
+    let mut streams: Vec<UnixStream> = (0..40)
+        .map(|_| UnixStream::connect(&kvmon.qmp).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let warnings = kvmon.stderr().matches("cannot accept a QMP client").count();
+    assert_eq!(warnings, 1, "{}", kvmon.stderr());
+    // Room again: the waiting clients are served.
+    streams.drain(..30);
+    let mut last = Client::over(streams.pop().unwrap());
+    assert!(last.line().starts_with(r#"{"QMP": "#));
+    assert!(kvmon.running());
 }

@@ -260,3 +260,23 @@ fn every_kvmon_command_is_a_qemu_command() {
     // QEMU lists the last registered first; kvmon registers in schema order.
     assert_eq!(kvmon.last().map(String::as_str), Some("query-status"));
 }
+
+#[test]
+fn a_large_set_of_unknown_members_names_the_member_qemu_names() {
+    // Past 61,680 keys GLib's table outgrows 2^16 slots.
+    let members: Vec<String> = (0..70_000).map(|n| format!(r#""m{n}":{n}"#)).collect();
+    let input = format!(
+        r#"{{"execute":"query-status","arguments":{{{}}}}}"#,
+        members.join(",")
+    );
+    let case = Case {
+        label: "70,000 unknown members".to_string(),
+        mode: Mode::Negotiated,
+        input: input.into_bytes(),
+    };
+    let qemu = Vmm::qemu(&[]);
+    let kvmon = Vmm::kvmon(&[]);
+    let expected = answers(&qemu, &case, &[]);
+    assert!(expected[0].contains("is unexpected"), "{expected:?}");
+    assert_eq!(answers(&kvmon, &case, &[]), expected);
+}

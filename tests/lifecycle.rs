@@ -169,8 +169,15 @@ fn terminating_signals_send_shutdown_and_exit_cleanly() {
         assert!(client.at_eof(Duration::from_secs(5)));
         assert_eq!(kvmon.wait(Duration::from_secs(5)).code(), Some(0));
         let mut silent = silent;
-        assert!(silent.at_eof(Duration::from_secs(1)));
-        assert!(silent.events.is_empty(), "no event before negotiation");
+        let mut before_negotiation = Vec::new();
+        while let Some(line) = silent.try_line(Duration::from_secs(1)) {
+            before_negotiation.push(line);
+        }
+        assert!(
+            before_negotiation.is_empty(),
+            "no event before negotiation: {before_negotiation:?}"
+        );
+        assert!(silent.at_eof(Duration::ZERO));
         let me = std::env::args().next().unwrap();
         assert_eq!(
             kvmon.stderr(),
@@ -559,4 +566,98 @@ fn a_tcp_monitor_serves_qmp() {
         String::from_utf8(got).unwrap(),
         format!("{{\"return\": {{}}}}\r\n{STATUS_PRELAUNCH}\r\n")
     );
+}
+
+#[test]
+fn an_absurd_reconnect_delay_means_never_and_crashes_nothing() {
+    let dir = TempDir::new();
+    let chardev = format!(
+        "socket,id=m,path={},reconnect=18446744073709551615",
+        dir.join("nobody.sock").display()
+    );
+    let mut kvmon = Vmm::kvmon(&["-chardev", &chardev, "-mon", "chardev=m,mode=control"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(kvmon.running(), "{}", kvmon.stderr());
+    assert!(kvmon
+        .stderr()
+        .contains("Unable to connect character device m: Failed to connect to"));
+    kvmon.signal(libc::SIGTERM);
+    assert_eq!(kvmon.wait(Duration::from_secs(5)).code(), Some(0));
+}
+
+#[test]
+fn a_tcp_monitor_that_connects_out_reconnects() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let chardev = format!("socket,id=t,host=127.0.0.1,port={port},reconnect-ms=50");
+    let kvmon = Vmm::kvmon(&["-chardev", &chardev, "-mon", "chardev=t,mode=control"]);
+    // Nobody listens yet; kvmon keeps serving its other monitor meanwhile.
+    let mut local = kvmon.negotiated();
+    for _ in 0..20 {
+        assert_eq!(
+            local.command(r#"{"execute":"query-status"}"#),
+            STATUS_PRELAUNCH
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    listener.set_nonblocking(false).unwrap();
+    let (mut stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut greeting = [0u8; 8];
+    stream.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, br#"{"QMP": "#);
+}
+
+#[test]
+fn an_inherited_descriptor_serves_one_monitor_only() {
+    let (_ours, theirs) = UnixStream::pair().unwrap();
+    let fd = theirs.as_raw_fd();
+    let mut command = Command::new(kvmon_bin());
+    let qmp = format!("unix:fd={fd}");
+    command.args(["-M", "none", "-qmp", &qmp, "-qmp", &qmp]);
+    inherit(&mut command, fd);
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("kvmon: -qmp {qmp}: File descriptor '{fd}' is used by another monitor\n")
+    );
+}
+
+#[test]
+fn a_listening_socket_passed_as_standard_input_survives_daemonizing() {
+    let dir = TempDir::new();
+    let path = dir.join("activated.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let output = Command::new(kvmon_bin())
+        .args([
+            "-M",
+            "none",
+            "-S",
+            "-qmp",
+            "unix:fd=0,server=on,wait=off",
+            "-daemonize",
+        ])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut client = Client::connect(&path);
+    client.negotiate();
+    assert_eq!(
+        client.command(r#"{"execute":"query-status"}"#),
+        STATUS_PRELAUNCH
+    );
+    assert_eq!(client.command(r#"{"execute":"quit"}"#), r#"{"return": {}}"#);
 }

@@ -234,6 +234,11 @@ fn events_reach_every_negotiated_client_of_every_monitor_and_no_other() {
         idle.events.is_empty(),
         "no event from before negotiation is replayed"
     );
+    assert_eq!(
+        idle.try_line(Duration::from_millis(200)),
+        None,
+        "not even after it"
+    );
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Starting and stopping the processes under test.
 
 use std::fs::File;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,10 +53,6 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("cannot create a temporary directory");
         TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
     }
 
     pub fn join(&self, name: &str) -> PathBuf {
@@ -208,10 +203,6 @@ impl Vmm {
         std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
     }
 
-    pub fn stdout(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
-    }
-
     /// Resident memory in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
         let status =
@@ -232,9 +223,4 @@ impl Drop for Vmm {
             let _ = self.child.wait();
         }
     }
-}
-
-/// The signal that ended a process, if one did.
-pub fn killed_by(status: ExitStatus) -> Option<i32> {
-    status.signal()
 }

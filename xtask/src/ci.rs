@@ -31,6 +31,8 @@ pub fn ci() -> Result<(), String> {
     run("cargo", &["build", "--release", "--package", "kvmon"], &[])?;
     run("cargo", &["test", "--workspace", "--release"], &env)?;
     run("python3", &["-m", "pytest", "-q", "tests/python"], &env)?;
+    // A smoke run: it keeps the benchmark working, and its small counts are
+    // too noisy to gate on; the recorded full run is in docs/benchmarks.md.
     run("cargo", &["xtask", "bench", "qmp", "--quick"], &[])?;
     println!("ci: all passed");
     Ok(())

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use qmp::Value;
 
-use crate::{Event, Stamped};
+use crate::Stamped;
 
 /// The length of a throttling window.
 pub const RATE: Duration = Duration::from_secs(1);
@@ -29,37 +29,41 @@ pub trait Throttled {
 
 impl Throttled for Stamped {
     fn throttle_key(&self) -> Option<ThrottleKey> {
-        let name = self.event.name();
-        let keyed_by = |member: &str| -> Option<ThrottleKey> {
-            let data = self.event.data();
-            let instance = data
-                .as_ref()
-                .and_then(|data| data.get(member))
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            Some(ThrottleKey { name, instance })
-        };
-        match name {
-            "RTC_CHANGE"
-            | "WATCHDOG"
-            | "BALLOON_CHANGE"
-            | "QUORUM_FAILURE"
-            | "HV_BALLOON_STATUS_REPORT" => keyed_by(""),
-            "QUORUM_REPORT_BAD" => keyed_by("node-name"),
-            "VSERPORT_CHANGE" => keyed_by("id"),
-            "MEMORY_DEVICE_SIZE_CHANGE" => keyed_by("qom-path"),
-            // An I/O error that stops the VM is always reported.
-            "BLOCK_IO_ERROR" if !is_stop_action(&self.event) => keyed_by("device"),
-            _ => None,
-        }
+        throttle_key(self.event.name(), || self.event.data())
     }
 }
 
-fn is_stop_action(event: &Event) -> bool {
-    event
-        .data()
-        .and_then(|data| data.get("action").cloned())
-        .is_some_and(|action| action == "stop")
+/// QEMU's table: which events are limited, and by which member of their
+/// data one window is told from another.  `data` is computed only for
+/// events that need it.
+fn throttle_key(name: &'static str, data: impl FnOnce() -> Option<Value>) -> Option<ThrottleKey> {
+    let instance = match name {
+        "RTC_CHANGE"
+        | "WATCHDOG"
+        | "BALLOON_CHANGE"
+        | "QUORUM_FAILURE"
+        | "HV_BALLOON_STATUS_REPORT" => {
+            return Some(ThrottleKey {
+                name,
+                instance: None,
+            })
+        }
+        "QUORUM_REPORT_BAD" => "node-name",
+        "VSERPORT_CHANGE" => "id",
+        "MEMORY_DEVICE_SIZE_CHANGE" => "qom-path",
+        "BLOCK_IO_ERROR" => "device",
+        _ => return None,
+    };
+    let data = data()?;
+    // An I/O error that stops the VM is always reported.
+    if name == "BLOCK_IO_ERROR" && data.get("action").is_some_and(|action| action == "stop") {
+        return None;
+    }
+    let instance = data
+        .get(instance)
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some(ThrottleKey { name, instance })
 }
 
 /// The open windows, each with the event waiting for its end.
@@ -195,7 +199,61 @@ mod tests {
 
     #[test]
     fn table_matches_qemu() {
-        use crate::{ShutdownEvent, StopEvent, Timestamp};
+        use serde_json::json;
+        let key = |name: &'static str, data: serde_json::Value| throttle_key(name, || Some(data));
+        let keyed = |name, instance: Option<&str>| {
+            Some(ThrottleKey {
+                name,
+                instance: instance.map(str::to_string),
+            })
+        };
+        for name in [
+            "RTC_CHANGE",
+            "WATCHDOG",
+            "BALLOON_CHANGE",
+            "QUORUM_FAILURE",
+            "HV_BALLOON_STATUS_REPORT",
+        ] {
+            assert_eq!(key(name, json!({"id": "x"})), keyed(name, None), "{name}");
+        }
+        assert_eq!(
+            key("VSERPORT_CHANGE", json!({"id": "c0", "open": true})),
+            keyed("VSERPORT_CHANGE", Some("c0"))
+        );
+        assert_eq!(
+            key("QUORUM_REPORT_BAD", json!({"node-name": "n1"})),
+            keyed("QUORUM_REPORT_BAD", Some("n1"))
+        );
+        assert_eq!(
+            key("MEMORY_DEVICE_SIZE_CHANGE", json!({"qom-path": "/m/d"})),
+            keyed("MEMORY_DEVICE_SIZE_CHANGE", Some("/m/d"))
+        );
+        assert_eq!(
+            key(
+                "BLOCK_IO_ERROR",
+                json!({"device": "d0", "action": "report"})
+            ),
+            keyed("BLOCK_IO_ERROR", Some("d0"))
+        );
+        assert_eq!(
+            key("BLOCK_IO_ERROR", json!({"device": "d0", "action": "stop"})),
+            None
+        );
+        for name in [
+            "STOP",
+            "RESUME",
+            "SHUTDOWN",
+            "RESET",
+            "POWERDOWN",
+            "NIC_RX_FILTER_CHANGED",
+        ] {
+            assert_eq!(key(name, json!({})), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn run_state_events_pass_unthrottled() {
+        use crate::{Event, ShutdownEvent, StopEvent, Timestamp};
         use qmp::types::ShutdownCause;
         let stamped = |event: Event| Stamped {
             event,

@@ -19,7 +19,7 @@ pub fn choose(
             "kvm" => match File::options().read(true).write(true).open("/dev/kvm") {
                 Ok(_) => true,
                 Err(error) => {
-                    let error = monitor::socket::os_error(&error);
+                    let error = monitor::os_error(&error);
                     say(format!(
                         "{prefix}Could not access KVM kernel module: {error}"
                     ));
@@ -31,6 +31,7 @@ pub fn choose(
             "tcg" => false,
             other => {
                 say(format!("invalid accelerator {other}"));
+                failed = true;
                 continue;
             }
         };

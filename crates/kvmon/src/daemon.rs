@@ -69,7 +69,8 @@ impl Daemon {
             .open("/dev/null")
             .map_err(|e| format!("cannot open /dev/null: {e}"))?;
         for target in 0..=2 {
-            // SAFETY: dup2 onto the standard descriptors, which we own.
+            // SAFETY: dup2 onto the standard streams; a monitor socket passed
+            // as one of them was copied elsewhere when it was claimed.
             unsafe { libc::dup2(null.as_raw_fd(), target) };
         }
         self.to_parent
@@ -99,14 +100,14 @@ impl PidFile {
                 format!(
                     "cannot create PID file: Could not create '{}': {}",
                     path.display(),
-                    monitor::socket::os_error(&error)
+                    monitor::os_error(&error)
                 )
             })?;
         // SAFETY: lockf on our own descriptor has no memory effects.
         if unsafe { libc::lockf(file.as_raw_fd(), libc::F_TLOCK, 0) } != 0 {
             return Err(format!(
                 "cannot create PID file: Cannot lock pid file: {}",
-                monitor::socket::os_error(&io::Error::last_os_error())
+                monitor::os_error(&io::Error::last_os_error())
             ));
         }
         let written = file

@@ -53,7 +53,7 @@ fn start(mut config: Config, program: &str) -> Result<i32, CliError> {
     for warning in std::mem::take(&mut config.warnings) {
         say(warning);
     }
-    raise_file_limit();
+    monitor::raise_fd_limit();
     if let Some(name) = &config.process_name {
         set_process_name(name);
     }
@@ -72,22 +72,6 @@ fn start(mut config: Config, program: &str) -> Result<i32, CliError> {
     };
     config.machine.kvm_enabled = kvm_enabled;
     main_loop::run(config.machine, config.monitors, daemon, &mut say)
-}
-
-/// Many QMP clients need many descriptors: take what the hard limit allows.
-fn raise_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write only the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }
 
 /// `-name process=`: what `ps` shows (at most 15 bytes, as Linux keeps).

@@ -79,8 +79,11 @@ pub fn run(
                 EVENTS => {}
                 SIGNALS => {
                     for received in signals.pending() {
-                        report_signal(received.signal, received.sender);
-                        machine.shutdown(ShutdownCause::HostSignal);
+                        // Like QEMU, one shutdown however many signals came.
+                        if machine.exit_status().is_none() {
+                            say(terminating(received.signal, received.sender));
+                            machine.shutdown(ShutdownCause::HostSignal);
+                        }
                     }
                 }
                 _ => {
@@ -98,19 +101,14 @@ pub fn run(
 }
 
 /// QEMU's line for a terminating signal, naming the sender when known.
-fn report_signal(signal: i32, pid: libc::pid_t) {
-    match (pid != 0).then_some(pid) {
-        Some(pid) => {
-            let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .ok()
-                .and_then(|cmdline| {
-                    let first = cmdline.split(|&b| b == 0).next()?.to_vec();
-                    String::from_utf8(first).ok()
-                })
-                .filter(|command| !command.is_empty())
-                .unwrap_or_else(|| "<unknown process>".to_string());
-            eprintln!("kvmon: terminating on signal {signal} from pid {pid} ({command})");
-        }
-        None => eprintln!("kvmon: terminating on signal {signal}"),
+fn terminating(signal: i32, pid: libc::pid_t) -> String {
+    if pid == 0 {
+        return format!("terminating on signal {signal}");
     }
+    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|cmdline| String::from_utf8(cmdline.split(|&b| b == 0).next()?.to_vec()).ok())
+        .filter(|command| !command.is_empty())
+        .unwrap_or_else(|| "<unknown process>".to_string());
+    format!("terminating on signal {signal} from pid {pid} ({command})")
 }

@@ -9,12 +9,16 @@ use qmp::json::Parser;
 use qmp::{QmpError, Value};
 
 use crate::dispatch::Session;
-use crate::outbox::{Chunk, Outbox, Overflow, HIGH_WATER};
+use crate::outbox::{Chunk, Outbox, Overflow, HARD_LIMIT, HIGH_WATER};
 use crate::socket::Stream;
 
 /// Parsed in-band requests a connection may hold before it stops reading
 /// (QEMU stops at 8; kvmon's commands never block, so it can hold more).
 pub const MAX_QUEUED: usize = 64;
+
+/// Input bytes read while in-band requests wait, past which reading stops:
+/// a stalled client cannot make kvmon hold many huge requests.
+pub const MAX_QUEUED_INPUT: usize = 1 << 20;
 
 /// Bytes read from one connection per turn of the main loop, so that one
 /// busy client cannot starve the others.
@@ -32,6 +36,11 @@ pub struct Connection {
     pub pretty: bool,
     parser: Parser,
     pub inband: VecDeque<Item>,
+    /// Input read since in-band requests started waiting.
+    queued_input: usize,
+    /// Reading stopped because the queue was full; read again as soon as
+    /// there is room, so out-of-band requests behind it are seen.
+    pub held_back: bool,
     pub outbox: Outbox,
     /// The client closed its side; queued work still runs.
     pub eof: bool,
@@ -39,18 +48,14 @@ pub struct Connection {
     pub budget: usize,
     /// To be closed: yanked, or too far behind with its output.
     pub doomed: bool,
-    /// The peer has shut its side: read on to the end of file.
-    pub peer_closed: bool,
+    /// A connection out that is still being set up: no greeting yet.
+    pub connecting: bool,
 }
 
 /// What a read turned up.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadResult {
-    /// Data, and maybe more where it came from.
     Data,
-    /// Data that emptied the socket: with edge-triggered readiness, more
-    /// data raises a new event, so there is no need to read again now.
-    Drained,
     WouldBlock,
     Eof,
 }
@@ -64,11 +69,13 @@ impl Connection {
             pretty,
             parser: Parser::default(),
             inband: VecDeque::new(),
+            queued_input: 0,
+            held_back: false,
             outbox: Outbox::default(),
             eof: false,
             budget: READ_BUDGET,
             doomed: false,
-            peer_closed: false,
+            connecting: false,
         }
     }
 
@@ -77,9 +84,16 @@ impl Connection {
         self.outbox.queued() >= HIGH_WATER
     }
 
-    /// Whether another read is allowed now.
+    /// The in-band queue holds as much as kvmon will hold for a client.
+    pub fn queue_full(&self) -> bool {
+        self.inband.len() >= MAX_QUEUED
+            || (!self.inband.is_empty() && self.queued_input >= MAX_QUEUED_INPUT)
+    }
+
+    /// Whether another read is allowed now.  Past the output's hard limit
+    /// nothing is read, so even out-of-band requests cannot grow the output.
     pub fn may_read(&self) -> bool {
-        !self.eof && self.inband.len() < MAX_QUEUED && self.budget > 0
+        !self.eof && self.budget > 0 && self.outbox.queued() < HARD_LIMIT && !self.queue_full()
     }
 
     /// Reads once into `scratch` and parses what arrived into `items`.
@@ -92,18 +106,25 @@ impl Connection {
             }
             Ok(count) => {
                 self.budget -= count;
-                self.parser.feed(&scratch[..count], items);
-                // A hang-up came with the same readiness event: read to the end.
-                if count < want && !self.peer_closed {
-                    Ok(ReadResult::Drained)
-                } else {
-                    Ok(ReadResult::Data)
+                if !self.inband.is_empty() {
+                    self.queued_input += count;
                 }
+                self.parser.feed(&scratch[..count], items);
+                Ok(ReadResult::Data)
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(ReadResult::WouldBlock),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => Ok(ReadResult::Data),
             Err(error) => Err(error),
         }
+    }
+
+    /// The next queued in-band request.
+    pub fn next_inband(&mut self) -> Option<Item> {
+        let item = self.inband.pop_front();
+        if self.inband.is_empty() {
+            self.queued_input = 0;
+        }
+        item
     }
 
     /// Queues a reply, serialised for this connection.
@@ -118,15 +139,17 @@ impl Connection {
         self.outbox.push_event(Chunk::Shared(bytes.clone()))
     }
 
-    /// Whether the client has closed its side; input still arriving is discarded.
+    /// Whether the client has closed its side.  Reads once: input still
+    /// arriving is discarded, and a client that keeps talking cannot hold
+    /// kvmon's exit.
     pub fn hung_up(&mut self, scratch: &mut [u8]) -> bool {
-        loop {
-            match self.stream.read(scratch) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return error.kind() != io::ErrorKind::WouldBlock,
-            }
+        match self.stream.read(scratch) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(error) => !matches!(
+                error.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ),
         }
     }
 

@@ -2,8 +2,8 @@
 //! registry, each request dispatched in order, and events fanned out to
 //! every negotiated client before the return of the command that caused them.
 
+use std::collections::HashSet;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -13,49 +13,11 @@ use mio::{Interest, Registry, Token};
 use qmp::commands::MachineCommands;
 use qmp::wire;
 
-use crate::connection::{Connection, Item, ReadResult};
+use crate::connection::{Connection, Item, ReadResult, READ_BUDGET};
 use crate::dispatch::{CommandTable, Context, ServerInfo};
-use crate::socket::{Inherited, Listener, SocketAddress, Stream};
+use crate::endpoint::{Endpoint, MonitorSpec};
+use crate::socket::{Inherited, SocketAddress, Stream};
 
-/// One monitor as the command line describes it (`-qmp`, or `-chardev
-/// socket` with `-mon mode=control`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MonitorSpec {
-    /// The chardev id: `compat_monitorN` for `-qmp`, `id=` for `-chardev`.
-    pub chardev: String,
-    pub address: SocketAddress,
-    /// Listen for clients (`server=on`) rather than connect out.
-    pub server: bool,
-    /// With `server`: wait at start until the first client connects.
-    pub wait: bool,
-    /// Connecting out: try again this long after the connection fails or ends.
-    pub reconnect: Option<Duration>,
-    /// `-mon pretty=on`.
-    pub pretty: bool,
-    /// The command-line option that asked for this monitor, for messages.
-    pub origin: String,
-}
-
-impl MonitorSpec {
-    /// The chardev as QEMU describes it when waiting for a client.
-    fn describe(&self) -> String {
-        let server = if self.server { ",server=on" } else { "" };
-        format!("disconnected:{}{server}", self.address)
-    }
-}
-
-#[derive(Debug)]
-struct Monitor {
-    spec: MonitorSpec,
-    listener: Option<Listener>,
-    /// Connecting out: when to try again.
-    reconnect_at: Option<Instant>,
-    /// Accepting failed for lack of file descriptors; try again later.
-    accept_retry: bool,
-}
-
-/// How long to wait before retrying an accept that ran out of descriptors.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long output may take to drain when kvmon exits.
 const EXIT_FLUSH: Duration = Duration::from_secs(1);
 /// How long clients get to hang up first when kvmon exits.  QEMU closes its
@@ -63,11 +25,13 @@ const EXIT_FLUSH: Duration = Duration::from_secs(1);
 /// reply before they see the end of the connection; this keeps that order.
 const EXIT_GRACE: Duration = Duration::from_millis(20);
 
+type Machine = dyn MachineCommands + 'static;
+
 #[derive(Debug)]
 pub struct Server {
     registry: Registry,
     token_base: usize,
-    monitors: Vec<Monitor>,
+    endpoints: Vec<Endpoint>,
     connections: Vec<Option<Connection>>,
     free: Vec<usize>,
     /// Connections with work left after their turn.
@@ -92,97 +56,78 @@ impl Server {
         token_base: usize,
         say: &mut dyn FnMut(String),
     ) -> Result<Server, StartError> {
-        let info = ServerInfo {
-            version: crate::control::version(),
-            chardevs: specs.iter().map(|spec| spec.chardev.clone()).collect(),
-        };
         let mut server = Server {
             registry: registry.try_clone().map_err(|error| {
                 StartError::new(None, format!("cannot set up the event loop: {error}"))
             })?,
             token_base,
-            monitors: Vec::new(),
+            endpoints: Vec::new(),
             connections: Vec::new(),
             free: Vec::new(),
             revisit: Vec::new(),
+            info: ServerInfo {
+                version: crate::control::version(),
+                chardevs: specs.iter().map(|spec| spec.chardev.clone()).collect(),
+            },
             table,
-            info,
             bus,
             throttle: Throttle::default(),
             scratch: vec![0; 64 << 10],
             items: Vec::new(),
         };
-        let mut first_clients = Vec::new();
-        for (index, spec) in specs.into_iter().enumerate() {
-            let fail = |message: String| StartError::new(Some(&spec), message);
-            let mut monitor = Monitor {
-                listener: None,
-                reconnect_at: None,
-                accept_retry: false,
-                spec: spec.clone(),
-            };
-            match &spec.address {
-                SocketAddress::Fd(fd) => match Inherited::take(*fd).map_err(fail)? {
-                    Inherited::Listener(listener) => monitor.listener = Some(listener),
-                    Inherited::Stream(stream) => first_clients.push((index, stream)),
-                },
-                address if spec.server => {
-                    monitor.listener = Some(Listener::bind(address).map_err(fail)?);
+        // Inherited sockets are claimed first, each once, before kvmon opens
+        // any socket whose number they could share.
+        let mut claimed = HashSet::new();
+        let mut inherited = Vec::new();
+        for spec in &specs {
+            inherited.push(match spec.address {
+                SocketAddress::Fd(fd) if !claimed.insert(fd) => {
+                    return Err(StartError::new(
+                        Some(spec),
+                        format!("File descriptor '{fd}' is used by another monitor"),
+                    ))
                 }
-                address => match Stream::connect(address) {
-                    Ok(stream) => first_clients.push((index, stream)),
-                    Err(error) if spec.reconnect.is_some() => {
-                        say(format!(
-                            "Unable to connect character device {}: {error}",
-                            spec.chardev
-                        ));
-                        monitor.reconnect_at = spec.reconnect.map(|delay| Instant::now() + delay);
-                    }
-                    Err(error) => return Err(fail(error)),
-                },
-            }
-            if spec.server && spec.wait {
-                if let Some(listener) = &monitor.listener {
-                    say(format!(
-                        "{}: info: QEMU waiting for connection on: {}",
-                        spec.origin,
-                        spec.describe()
-                    ));
-                    let client = wait_for_client(listener)
-                        .map_err(|error| fail(crate::socket::os_error(&error)))?;
-                    first_clients.push((index, client));
-                }
-            }
-            if let Some(listener) = &mut monitor.listener {
-                let token = Token(token_base + index);
-                registry
-                    .register(listener, token, Interest::READABLE)
-                    .map_err(|error| fail(crate::socket::os_error(&error)))?;
-            }
-            server.monitors.push(monitor);
+                SocketAddress::Fd(fd) => Some(
+                    Inherited::take(fd).map_err(|message| StartError::new(Some(spec), message))?,
+                ),
+                _ => None,
+            });
         }
-        for (monitor, stream) in first_clients {
-            server.add_connection(monitor, stream);
+        let mut first_clients = Vec::new();
+        for (index, (spec, inherited)) in specs.into_iter().zip(inherited).enumerate() {
+            let origin = spec.origin.clone();
+            let (mut endpoint, client) =
+                Endpoint::open(spec, inherited, say).map_err(|message| StartError {
+                    origin: Some(origin.clone()),
+                    message,
+                })?;
+            if let Some(listener) = &mut endpoint.listener {
+                registry
+                    .register(listener, Token(token_base + index), Interest::READABLE)
+                    .map_err(|error| StartError {
+                        origin: Some(origin),
+                        message: crate::socket::os_error(&error),
+                    })?;
+            }
+            first_clients.extend(client.map(|stream| (index, stream)));
+            server.endpoints.push(endpoint);
+        }
+        for (endpoint, stream) in first_clients {
+            server.add_connection(endpoint, stream);
         }
         Ok(server)
     }
 
     /// Handles readiness of one of the server's tokens.
-    pub fn ready(&mut self, event: &Event, machine: &mut (dyn MachineCommands + 'static)) {
+    pub fn ready(&mut self, event: &Event, machine: &mut Machine) {
         let Some(index) = event.token().0.checked_sub(self.token_base) else {
             return;
         };
-        if index < self.monitors.len() {
+        if index < self.endpoints.len() {
             self.accept(index);
-            return;
+        } else {
+            self.serve(index - self.endpoints.len(), machine);
         }
-        let index = index - self.monitors.len();
-        if event.is_read_closed() || event.is_error() {
-            if let Some(Some(connection)) = self.connections.get_mut(index) {
-                connection.peer_closed = true;
-            }
-        }
-        self.serve(index, machine);
     }
 
     /// How long the main loop may sleep before [`Server::tick`] has work.
@@ -191,37 +136,26 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
-        let retry = self
-            .monitors
+        self.endpoints
             .iter()
-            .any(|monitor| monitor.accept_retry)
-            .then(|| now + ACCEPT_RETRY);
-        [self.throttle.next_deadline(), retry]
-            .into_iter()
-            .chain(self.monitors.iter().map(|monitor| monitor.reconnect_at))
+            .map(Endpoint::deadline)
+            .chain([self.throttle.next_deadline()])
             .flatten()
             .min()
             .map(|deadline| deadline.saturating_duration_since(now))
     }
 
     /// Work not tied to readiness: events, throttled events coming due,
-    /// connections with input left, reconnects and accept retries.
-    pub fn tick(&mut self, machine: &mut (dyn MachineCommands + 'static)) {
+    /// connections with input left, accept retries and reconnects.
+    pub fn tick(&mut self, machine: &mut Machine) {
         self.deliver_events(None);
         for index in std::mem::take(&mut self.revisit) {
             self.serve(index, machine);
         }
-        let now = Instant::now();
-        for index in 0..self.monitors.len() {
-            if self.monitors[index].accept_retry {
-                self.monitors[index].accept_retry = false;
-                self.accept(index);
-            }
-            if self.monitors[index]
-                .reconnect_at
-                .is_some_and(|at| at <= now)
-            {
-                self.reconnect(index);
+        for index in 0..self.endpoints.len() {
+            self.accept(index);
+            if let Some(stream) = self.endpoints[index].reconnect() {
+                self.add_connection(index, stream);
             }
         }
     }
@@ -270,7 +204,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.connections.clear();
-        self.monitors.clear();
+        self.endpoints.clear();
     }
 
     fn broadcast(&mut self, stamped: &Stamped, current: Option<&mut Connection>) {
@@ -282,6 +216,7 @@ impl Server {
         );
         let compact: Rc<[u8]> = wire::frame(&message, false).into();
         let mut pretty: Option<Rc<[u8]>> = None;
+        // Queues the event; false when the client is too far behind.
         let mut send = |connection: &mut Connection| {
             if !connection.session.negotiated {
                 return true;
@@ -294,102 +229,64 @@ impl Server {
             connection.send_event(bytes).is_ok()
         };
         if let Some(connection) = current {
-            if !send(connection) {
-                connection.doomed = true;
-            }
+            connection.doomed |= !send(connection);
         }
-        let mut overflowed = Vec::new();
+        let mut dead = Vec::new();
         for (index, slot) in self.connections.iter_mut().enumerate() {
-            if let Some(connection) = slot {
-                if !send(connection) {
-                    overflowed.push(index);
-                }
-            }
-        }
-        for index in overflowed {
-            self.drop_connection(index, "it is not reading its output");
-        }
-        for slot in self.connections.iter_mut().flatten() {
-            if let Err(error) = slot.flush() {
-                log::debug!("QMP client write failed: {error}");
-                slot.doomed = true;
-            }
-        }
-    }
-
-    fn accept(&mut self, monitor: usize) {
-        loop {
-            let Some(listener) = &self.monitors[monitor].listener else {
-                return;
+            let Some(connection) = slot else {
+                continue;
             };
-            match listener.accept() {
-                Ok(stream) => self.add_connection(monitor, stream),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    log::warn!(
-                        "cannot accept a QMP client on {}: {error}",
-                        self.monitors[monitor].spec.address
-                    );
-                    self.monitors[monitor].accept_retry = true;
-                    return;
-                }
+            if !send(connection) {
+                dead.push((index, "it is not reading its output".to_string()));
+            } else if let Err(error) = connection.flush() {
+                dead.push((index, format!("writing failed: {error}")));
             }
+        }
+        for (index, why) in dead {
+            self.drop_connection(index, &why);
         }
     }
 
-    fn reconnect(&mut self, monitor: usize) {
-        let spec = &self.monitors[monitor].spec;
-        match Stream::connect(&spec.address) {
-            Ok(stream) => {
-                self.monitors[monitor].reconnect_at = None;
-                self.add_connection(monitor, stream);
-            }
-            Err(error) => {
-                log::debug!("cannot connect to {}: {error}", spec.address);
-                self.monitors[monitor].reconnect_at =
-                    spec.reconnect.map(|delay| Instant::now() + delay);
-            }
+    fn accept(&mut self, endpoint: usize) {
+        while let Some(stream) = self.endpoints[endpoint].accept() {
+            self.add_connection(endpoint, stream);
         }
     }
 
-    fn add_connection(&mut self, monitor: usize, stream: Stream) {
-        let pretty = self.monitors[monitor].spec.pretty;
-        let mut connection = Connection::new(stream, monitor, pretty);
+    fn add_connection(&mut self, endpoint: usize, stream: Stream) {
+        let pretty = self.endpoints[endpoint].spec.pretty;
+        let mut connection = Connection::new(stream, endpoint, pretty);
         let index = self.free.pop().unwrap_or_else(|| {
             self.connections.push(None);
             self.connections.len() - 1
         });
-        let token = Token(self.token_base + self.monitors.len() + index);
-        if let Err(error) = self.registry.register(
-            &mut connection.stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        let token = Token(self.token_base + self.endpoints.len() + index);
+        let interests = Interest::READABLE | Interest::WRITABLE;
+        if let Err(error) = self
+            .registry
+            .register(&mut connection.stream, token, interests)
+        {
             log::warn!("cannot watch a QMP client: {error}");
             self.free.push(index);
+            self.endpoints[endpoint].schedule_reconnect();
             return;
         }
         log::debug!(
-            "QMP client {index} connected on {}",
-            self.monitors[monitor].spec.chardev
+            "QMP client {index} on {}",
+            self.endpoints[endpoint].spec.chardev
         );
-        connection.reply(&wire::greeting(&self.info.version));
-        if connection.flush().is_ok() {
-            self.connections[index] = Some(connection);
-            // Input may already be waiting (an inherited connected socket).
-            self.revisit.push(index);
-        } else {
-            self.forget(index, connection);
-        }
+        // A connection out may still be under way: its first readiness says.
+        connection.connecting = true;
+        self.connections[index] = Some(connection);
+        self.revisit.push(index);
     }
 
     /// Gives connection `index` its turn: read, parse, run, write.
-    fn serve(&mut self, index: usize, machine: &mut (dyn MachineCommands + 'static)) {
+    fn serve(&mut self, index: usize, machine: &mut Machine) {
         let Some(mut connection) = self.connections.get_mut(index).and_then(Option::take) else {
             return;
         };
-        connection.budget = crate::connection::READ_BUDGET;
+        connection.budget = READ_BUDGET;
         match self.serve_connection(&mut connection, machine) {
             Ok(true) => {
                 let more_input = connection.budget == 0 && !connection.eof;
@@ -411,13 +308,27 @@ impl Server {
     fn serve_connection(
         &mut self,
         connection: &mut Connection,
-        machine: &mut (dyn MachineCommands + 'static),
+        machine: &mut Machine,
     ) -> io::Result<bool> {
+        if connection.doomed {
+            return Ok(false);
+        }
+        if connection.connecting {
+            if !connection.stream.established()? {
+                return Ok(true);
+            }
+            connection.connecting = false;
+            connection.reply(&wire::greeting(&self.info.version));
+        }
         loop {
             if !self.run_inband(connection, machine) {
                 return Ok(false);
             }
-            if machine.exit_status().is_some() || !connection.may_read() {
+            if machine.exit_status().is_some() {
+                break;
+            }
+            if !connection.may_read() {
+                connection.held_back |= connection.queue_full();
                 break;
             }
             let mut items = std::mem::take(&mut self.items);
@@ -437,9 +348,8 @@ impl Server {
                 }
             }
             self.items = items;
-            match result? {
-                ReadResult::Data => {}
-                ReadResult::Drained | ReadResult::WouldBlock | ReadResult::Eof => break,
+            if result? != ReadResult::Data {
+                break;
             }
         }
         connection.flush()?;
@@ -448,14 +358,16 @@ impl Server {
     }
 
     /// Runs queued in-band requests while the client keeps up with its
-    /// output.  Returns false when the connection must close.
-    fn run_inband(
-        &mut self,
-        connection: &mut Connection,
-        machine: &mut (dyn MachineCommands + 'static),
-    ) -> bool {
+    /// output.  Stops early when reading was held back and there is room
+    /// again, so that the next read can find out-of-band requests before the
+    /// queue runs dry.  Returns false when the connection must close.
+    fn run_inband(&mut self, connection: &mut Connection, machine: &mut Machine) -> bool {
         while !connection.stalled() && machine.exit_status().is_none() {
-            let Some(item) = connection.inband.pop_front() else {
+            if connection.held_back && !connection.queue_full() {
+                connection.held_back = false;
+                break;
+            }
+            let Some(item) = connection.next_inband() else {
                 break;
             };
             if !self.execute(connection, item, machine) {
@@ -466,14 +378,12 @@ impl Server {
     }
 
     /// Answers one request.  Returns false when the connection must close.
-    fn execute(
-        &mut self,
-        connection: &mut Connection,
-        item: Item,
-        machine: &mut (dyn MachineCommands + 'static),
-    ) -> bool {
+    fn execute(&mut self, connection: &mut Connection, item: Item, machine: &mut Machine) -> bool {
         // Events from before the command go out before its answer.
         self.deliver_events(Some(connection));
+        if connection.doomed {
+            return false;
+        }
         let mut yanked = Vec::new();
         let (id, result) = match item {
             Err(error) => (None, Err(error)),
@@ -506,14 +416,14 @@ impl Server {
 
     /// Closes every connection of the named chardevs.
     fn yank(&mut self, chardevs: &[String], current: &mut Connection) {
-        let yanked = |monitor: &Monitor| chardevs.contains(&monitor.spec.chardev);
-        if yanked(&self.monitors[current.monitor]) {
+        let yanked = |endpoint: &Endpoint| chardevs.contains(&endpoint.spec.chardev);
+        if yanked(&self.endpoints[current.monitor]) {
             current.doomed = true;
         }
         for index in 0..self.connections.len() {
             let hit = self.connections[index]
                 .as_ref()
-                .is_some_and(|connection| yanked(&self.monitors[connection.monitor]));
+                .is_some_and(|connection| yanked(&self.endpoints[connection.monitor]));
             if hit {
                 self.drop_connection(index, "it was yanked");
             }
@@ -527,16 +437,13 @@ impl Server {
         }
     }
 
-    /// Closes a connection that is out of its slot, and lets a client-mode
-    /// monitor connect again.
+    /// Closes a connection that is out of its slot, and lets a monitor that
+    /// connects out connect again.
     fn forget(&mut self, index: usize, mut connection: Connection) {
         if let Err(error) = self.registry.deregister(&mut connection.stream) {
             log::debug!("deregistering QMP client {index}: {error}");
         }
-        let monitor = &mut self.monitors[connection.monitor];
-        if !monitor.spec.server && monitor.listener.is_none() {
-            monitor.reconnect_at = monitor.spec.reconnect.map(|delay| Instant::now() + delay);
-        }
+        self.endpoints[connection.monitor].schedule_reconnect();
         log::debug!("QMP client {index} disconnected");
         self.revisit.retain(|&other| other != index);
         self.free.push(index);
@@ -565,35 +472,6 @@ impl std::fmt::Display for StartError {
         match &self.origin {
             Some(origin) => write!(f, "{origin}: {}", self.message),
             None => f.write_str(&self.message),
-        }
-    }
-}
-
-/// Blocks until a client connects to `listener` (`server=on,wait=on`).
-fn wait_for_client(listener: &Listener) -> io::Result<Stream> {
-    let fd = match listener {
-        Listener::Unix { listener, .. } => listener.as_raw_fd(),
-        Listener::Tcp(listener) => listener.as_raw_fd(),
-    };
-    loop {
-        let mut poll_fd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll reads and writes only the one pollfd we pass.
-        let ready = unsafe { libc::poll(&mut poll_fd, 1, -1) };
-        if ready < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-            continue;
-        }
-        match listener.accept() {
-            Ok(stream) => return Ok(stream),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(error) => return Err(error),
         }
     }
 }

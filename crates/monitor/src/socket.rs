@@ -1,10 +1,11 @@
 //! The sockets a monitor serves: listeners it binds or inherits, and the
-//! connected streams it accepts, makes or inherits.
+//! connected streams it accepts, makes or inherits.  Errors are QEMU's
+//! sentences.
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::ToSocketAddrs;
-use std::os::fd::{FromRawFd, RawFd};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,15 @@ impl fmt::Display for SocketAddress {
     }
 }
 
+/// The C library's text for an error, without Rust's " (os error N)".
+pub fn os_error(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
+
 /// A connected stream socket, Unix or TCP.
 #[derive(Debug)]
 pub enum Stream {
@@ -42,37 +52,78 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Connects out (client mode), blocking until connected.  Errors are
-    /// QEMU's sentences.
+    /// Connects out, blocking until connected (client mode at start-up, as
+    /// QEMU does it).
     pub fn connect(address: &SocketAddress) -> Result<Stream, String> {
-        let failed = |target: &str, error: io::Error| {
-            format!("Failed to connect to '{target}': {}", os_error(&error))
-        };
         match address {
             SocketAddress::Unix(path) => {
-                let target = path.display().to_string();
                 let stream = std::os::unix::net::UnixStream::connect(path)
                     .and_then(|stream| stream.set_nonblocking(true).map(|()| stream))
-                    .map_err(|error| failed(&target, error))?;
+                    .map_err(|error| connect_failed(&path.display().to_string(), &error))?;
                 Ok(Stream::Unix(UnixStream::from_std(stream)))
             }
             SocketAddress::Tcp { host, port } => {
-                let target = format!("{host}:{port}");
-                let stream = std::net::TcpStream::connect(tcp_target(host, port)?.as_slice())
+                let stream = std::net::TcpStream::connect(resolve(host, port)?.as_slice())
                     .and_then(|stream| stream.set_nonblocking(true).map(|()| stream))
-                    .map_err(|error| failed(&target, error))?;
-                // Small messages want no Nagle delay; failing to say so is harmless.
-                let _ = stream.set_nodelay(true);
-                Ok(Stream::Tcp(TcpStream::from_std(stream)))
+                    .map_err(|error| connect_failed(&format!("{host}:{port}"), &error))?;
+                Ok(Stream::tcp(TcpStream::from_std(stream)))
             }
-            SocketAddress::Fd(fd) => match Inherited::take(*fd)? {
-                Inherited::Stream(stream) => Ok(stream),
-                Inherited::Listener(_) => Err(format!(
-                    "File descriptor '{fd}' is a listening socket: use server=on"
-                )),
-            },
+            SocketAddress::Fd(fd) => Err(format!("File descriptor '{fd}' cannot be connected")),
         }
     }
+
+    /// Starts connecting without blocking, to a Unix path or to `target`
+    /// (reconnects on the main loop).  A TCP connection may still be under
+    /// way: see [`Stream::established`].
+    pub fn start_connect(
+        address: &SocketAddress,
+        target: Option<SocketAddr>,
+    ) -> Result<Stream, String> {
+        match (address, target) {
+            (SocketAddress::Unix(path), _) => UnixStream::connect(path)
+                .map(Stream::Unix)
+                .map_err(|error| connect_failed(&path.display().to_string(), &error)),
+            (SocketAddress::Tcp { host, port }, Some(target)) => TcpStream::connect(target)
+                .map(Stream::tcp)
+                .map_err(|error| connect_failed(&format!("{host}:{port}"), &error)),
+            _ => Err(format!("{address} cannot be connected")),
+        }
+    }
+
+    /// Whether a connection started by [`Stream::start_connect`] is up:
+    /// `Ok(false)` while it is still under way.
+    pub fn established(&self) -> io::Result<bool> {
+        let Stream::Tcp(stream) = self else {
+            return Ok(true);
+        };
+        if let Some(error) = stream.take_error()? {
+            return Err(error);
+        }
+        match stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Small messages want no Nagle delay (so `nodelay` is always on).
+    fn tcp(stream: TcpStream) -> Stream {
+        if let Err(error) = stream.set_nodelay(true) {
+            log::debug!("cannot set TCP_NODELAY: {error}");
+        }
+        Stream::Tcp(stream)
+    }
+
+    fn inner(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Unix(stream) => stream,
+            Stream::Tcp(stream) => stream,
+        }
+    }
+}
+
+fn connect_failed(target: &str, error: &io::Error) -> String {
+    format!("Failed to connect to '{target}': {}", os_error(error))
 }
 
 impl Read for Stream {
@@ -104,21 +155,17 @@ impl Write for Stream {
     }
 }
 
-/// A listening socket.  A Unix socket path kvmon bound is removed on drop.
+/// A listening socket.  The path of a Unix one is removed on drop (also for
+/// an inherited one, as QEMU does).
 #[derive(Debug)]
 pub enum Listener {
-    Unix {
-        listener: UnixListener,
-        bound_path: Option<PathBuf>,
-    },
+    Unix(UnixListener, Option<PathBuf>),
     Tcp(TcpListener),
 }
 
 impl Listener {
-    /// Binds and listens on a Unix path or TCP address, or takes over an
-    /// inherited listening socket.  A stale socket file is replaced; a
-    /// socket another process still listens on is an error.  Errors are
-    /// QEMU's sentences.
+    /// Binds and listens on a Unix path or TCP address.  A stale socket file
+    /// is replaced; a socket another process still listens on is an error.
     pub fn bind(address: &SocketAddress) -> Result<Listener, String> {
         match address {
             SocketAddress::Unix(path) => {
@@ -132,14 +179,14 @@ impl Listener {
                             os_error(&error)
                         )
                     })?;
-                Ok(Listener::Unix {
-                    listener: UnixListener::from_std(listener),
-                    bound_path: Some(path.clone()),
-                })
+                Ok(Listener::Unix(
+                    UnixListener::from_std(listener),
+                    Some(path.clone()),
+                ))
             }
             SocketAddress::Tcp { host, port } => {
                 let mut last_error = None;
-                for target in tcp_target(host, port)? {
+                for target in resolve(host, port)? {
                     match std::net::TcpListener::bind(target)
                         .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
                     {
@@ -155,34 +202,35 @@ impl Listener {
                     None => format!("address resolution failed for {host}:{port}"),
                 })
             }
-            SocketAddress::Fd(fd) => match Inherited::take(*fd)? {
-                Inherited::Listener(listener) => Ok(listener),
-                Inherited::Stream(_) => {
-                    Err("Failed to listen on fd socket: Invalid argument".to_string())
-                }
-            },
+            SocketAddress::Fd(fd) => Err(format!("File descriptor '{fd}' cannot be bound")),
         }
     }
 
     pub fn accept(&self) -> io::Result<Stream> {
         match self {
-            Listener::Unix { listener, .. } => Ok(Stream::Unix(listener.accept()?.0)),
-            Listener::Tcp(listener) => {
-                let (stream, _) = listener.accept()?;
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
+            Listener::Unix(listener, _) => Ok(Stream::Unix(listener.accept()?.0)),
+            Listener::Tcp(listener) => Ok(Stream::tcp(listener.accept()?.0)),
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Unix(listener, _) => listener.as_raw_fd(),
+            Listener::Tcp(listener) => listener.as_raw_fd(),
+        }
+    }
+
+    fn inner(&mut self) -> &mut dyn Source {
+        match self {
+            Listener::Unix(listener, _) => listener,
+            Listener::Tcp(listener) => listener,
         }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix {
-            bound_path: Some(path),
-            ..
-        } = self
-        {
+        if let Listener::Unix(_, Some(path)) = self {
             if let Err(error) = std::fs::remove_file(&*path) {
                 log::debug!("cannot remove {}: {error}", path.display());
             }
@@ -198,41 +246,46 @@ pub enum Inherited {
 }
 
 impl Inherited {
-    /// Takes ownership of socket `fd`, which must be a Unix or TCP stream socket.
+    /// Takes ownership of socket `fd`, which must be a Unix or TCP stream
+    /// socket.  The caller takes each inherited descriptor once, before kvmon
+    /// opens any socket of its own.  A socket on 0-2 is moved off the
+    /// standard streams, which `-daemonize` points at /dev/null.
     pub fn take(fd: RawFd) -> Result<Inherited, String> {
         let not_a_socket = || format!("File descriptor '{fd}' is not a socket");
         // SAFETY: an all-zero libc::stat is a valid value.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: fstat writes only into `stat`; a bad fd yields EBADF.
-        if unsafe { libc::fstat(fd, &mut stat) } != 0
-            || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK
-        {
+        let status = unsafe { libc::fstat(fd, &mut stat) };
+        if status != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
             return Err(not_a_socket());
         }
         let query = |result: io::Result<libc::c_int>| {
             result.map_err(|error| format!("File descriptor '{fd}': {}", os_error(&error)))
         };
-        let listening = query(socket_option(fd, libc::SO_ACCEPTCONN))? != 0;
-        let family = query(socket_family(fd))?;
         if query(socket_option(fd, libc::SO_TYPE))? != libc::SOCK_STREAM {
             return Err(format!("File descriptor '{fd}' is not a stream socket"));
         }
+        let listening = query(socket_option(fd, libc::SO_ACCEPTCONN))? != 0;
+        let family = query(socket_family(fd))?;
+        let fd = if fd <= 2 {
+            query(move_above_stdio(fd))?
+        } else {
+            fd
+        };
         query(set_nonblocking(fd).map(|()| 0))?;
         // SAFETY (for the from_raw_fd calls below): fd is an open stream
-        // socket of the family checked, and from here on owned only by us.
+        // socket of the family checked, claimed once by the caller before
+        // kvmon opened sockets of its own, so nothing else owns it.
         let inherited = match (family, listening) {
             (libc::AF_UNIX, true) => {
                 // SAFETY: see above.
                 let listener = unsafe { UnixListener::from_raw_fd(fd) };
                 // As QEMU does, the path the socket is bound to goes at exit.
-                let bound_path = listener
+                let path = listener
                     .local_addr()
                     .ok()
                     .and_then(|address| address.as_pathname().map(Path::to_path_buf));
-                Inherited::Listener(Listener::Unix {
-                    listener,
-                    bound_path,
-                })
+                Inherited::Listener(Listener::Unix(listener, path))
             }
             (libc::AF_UNIX, false) => {
                 // SAFETY: see above.
@@ -244,12 +297,22 @@ impl Inherited {
             }
             (libc::AF_INET | libc::AF_INET6, false) => {
                 // SAFETY: see above.
-                Inherited::Stream(Stream::Tcp(unsafe { TcpStream::from_raw_fd(fd) }))
+                Inherited::Stream(Stream::tcp(unsafe { TcpStream::from_raw_fd(fd) }))
             }
             _ => return Err(not_a_socket()),
         };
         Ok(inherited)
     }
+}
+
+/// A copy of `fd` numbered 3 or above; the original stays as it is.
+fn move_above_stdio(fd: RawFd) -> io::Result<RawFd> {
+    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor and touches no memory.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(copy)
 }
 
 fn socket_option(fd: RawFd, option: libc::c_int) -> io::Result<libc::c_int> {
@@ -299,28 +362,25 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// The C library's text for an error, without Rust's " (os error N)".
-pub fn os_error(error: &io::Error) -> String {
-    let text = error.to_string();
-    match text.find(" (os error ") {
-        Some(end) => text[..end].to_string(),
-        None => text,
-    }
-}
-
-/// Resolves a TCP host and port; an empty host means every interface.
-fn tcp_target(host: &str, port: &str) -> Result<Vec<std::net::SocketAddr>, String> {
+/// Resolves a TCP host and port.  An empty host means every address: IPv6
+/// (which takes IPv4 too, on Linux's default) and, failing that, IPv4.
+pub fn resolve(host: &str, port: &str) -> Result<Vec<SocketAddr>, String> {
     let failed = |why: &str| format!("address resolution failed for {host}:{port}: {why}");
     let number: u16 = port
         .parse()
         .map_err(|_| failed("Servname not supported for ai_socktype"))?;
-    let name = if host.is_empty() { "::" } else { host };
-    let targets = (name, number).to_socket_addrs().map_err(|error| {
+    if host.is_empty() {
+        return Ok(vec![
+            SocketAddr::from(([0u16; 8], number)),
+            SocketAddr::from(([0u8; 4], number)),
+        ]);
+    }
+    let targets = (host, number).to_socket_addrs().map_err(|error| {
         let text = os_error(&error);
-        let text = text
-            .strip_prefix("failed to lookup address information: ")
-            .unwrap_or(&text);
-        failed(text)
+        failed(
+            text.strip_prefix("failed to lookup address information: ")
+                .unwrap_or(&text),
+        )
     })?;
     Ok(targets.collect())
 }
@@ -354,54 +414,24 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
     }
 }
 
-macro_rules! delegate_source {
-    ($type:ident { $($variant:ident),* }) => {
+/// Both socket kinds are mio sources through their `inner` socket.
+macro_rules! source_via_inner {
+    ($($type:ty),*) => {$(
         impl Source for $type {
             fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
-                match self { $( $type::$variant { 0: inner, .. } => inner.register(registry, token, interests), )* }
+                self.inner().register(registry, token, interests)
             }
             fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
-                match self { $( $type::$variant { 0: inner, .. } => inner.reregister(registry, token, interests), )* }
+                self.inner().reregister(registry, token, interests)
             }
             fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-                match self { $( $type::$variant { 0: inner, .. } => inner.deregister(registry), )* }
+                self.inner().deregister(registry)
             }
         }
-    };
+    )*};
 }
 
-delegate_source!(Stream { Unix, Tcp });
-
-impl Source for Listener {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Listener::Unix { listener, .. } => listener.register(registry, token, interests),
-            Listener::Tcp(listener) => listener.register(registry, token, interests),
-        }
-    }
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Listener::Unix { listener, .. } => listener.reregister(registry, token, interests),
-            Listener::Tcp(listener) => listener.reregister(registry, token, interests),
-        }
-    }
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Listener::Unix { listener, .. } => listener.deregister(registry),
-            Listener::Tcp(listener) => listener.deregister(registry),
-        }
-    }
-}
+source_via_inner!(Stream, Listener);
 
 #[cfg(test)]
 mod tests {
@@ -461,5 +491,20 @@ mod tests {
             Inherited::take(fd).unwrap_err(),
             format!("File descriptor '{fd}' is not a socket")
         );
+    }
+
+    #[test]
+    fn an_empty_host_means_every_address() {
+        let targets = resolve("", "4444").unwrap();
+        assert_eq!(
+            targets,
+            [
+                SocketAddr::from(([0u16; 8], 4444)),
+                SocketAddr::from(([0u8; 4], 4444))
+            ]
+        );
+        assert!(resolve("127.0.0.1", "notaport")
+            .unwrap_err()
+            .ends_with("Servname not supported for ai_socktype"));
     }
 }

@@ -60,7 +60,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             clients: 1_000,
         }
     };
-    raise_file_limit();
+    monitor::raise_fd_limit();
     crate::process::run(
         "cargo",
         &["build", "--release", "--quiet", "--package", "kvmon"],
@@ -222,20 +222,6 @@ fn peak_rss_kib(pid: i32) -> u64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-fn raise_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit touch only the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }
 
 /// The markdown table, with ratios and the targets.

@@ -36,8 +36,8 @@ impl Chardev {
     }
 }
 
-/// The keys of a socket chardev (QEMU's `ChardevSocket`), less the
-/// transport options kvmon does not offer (TLS, telnet, websocket).
+/// The keys of a socket chardev kvmon takes.  `nodelay` is accepted and
+/// always on: QMP messages are small and want no delay.
 const SOCKET_KEYS: Schema<'static> = Schema {
     implied: Some("backend"),
     strings: &[
@@ -50,8 +50,45 @@ const SOCKET_KEYS: Schema<'static> = Schema {
         "reconnect",
         "reconnect-ms",
     ],
-    booleans: &["server", "wait", "nodelay", "ipv4", "ipv6"],
+    booleans: &["server", "wait", "nodelay"],
 };
+
+/// Socket chardev options QEMU has and kvmon does not.
+const UNSUPPORTED_KEYS: &[&str] = &[
+    "ipv4",
+    "ipv6",
+    "to",
+    "tls-creds",
+    "tls-authz",
+    "telnet",
+    "tn3270",
+    "websocket",
+    "abstract",
+    "tight",
+    "mux",
+    "logfile",
+    "logappend",
+    "keepalive",
+];
+
+/// Refuses, by name, options kvmon does not offer.
+fn reject_unsupported(text: &str, location: &str) -> Result<(), CliError> {
+    for item in text.split(',') {
+        let key = item.split('=').next().unwrap_or_default();
+        let key = if item.contains('=') {
+            key
+        } else {
+            key.strip_prefix("no").unwrap_or(key)
+        };
+        if UNSUPPORTED_KEYS.contains(&key) {
+            return Err(CliError::at(
+                location,
+                format!("chardev option '{key}' is not supported by kvmon"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Character device backends QEMU has and kvmon does not.
 const OTHER_BACKENDS: &[&str] = &[
@@ -82,6 +119,7 @@ const OTHER_BACKENDS: &[&str] = &[
 /// `-chardev ARG`.
 pub fn parse_chardev(arg: &str, warnings: &mut Vec<String>) -> Result<Chardev, CliError> {
     let location = format!("-chardev {arg}");
+    reject_unsupported(arg, &location)?;
     let opts = opts::parse(arg, &SOCKET_KEYS, &location)?;
     warn_short_forms(&opts, &location, warnings);
     let Some(id) = opts.get("id") else {
@@ -137,6 +175,7 @@ pub fn parse_compat(option: &str, arg: &str, index: usize) -> Result<Compat, Cli
             strings: &["path", "fd", "reconnect", "reconnect-ms"],
             booleans: &["server", "wait"],
         };
+        reject_unsupported(rest, &location)?;
         let opts = opts::parse(rest, &UNIX, &location).map_err(parse_error)?;
         return socket_chardev(id, &opts, location).map(Compat::Socket);
     }
@@ -153,8 +192,9 @@ pub fn parse_compat(option: &str, arg: &str, index: usize) -> Result<Compat, Cli
         const TCP: Schema<'static> = Schema {
             implied: None,
             strings: &["reconnect", "reconnect-ms"],
-            booleans: &["server", "wait", "nodelay", "ipv4", "ipv6"],
+            booleans: &["server", "wait", "nodelay"],
         };
+        reject_unsupported(options, &location)?;
         let mut opts = if options.is_empty() {
             Opts::default()
         } else {

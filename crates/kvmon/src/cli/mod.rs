@@ -75,35 +75,29 @@ impl CliError {
         self
     }
 
-    /// The lines to print on standard error.
+    /// The lines to print on standard error, each error line after `PROG: `.
     pub fn render(&self, program: &str) -> String {
-        let mut text = String::new();
-        for (location, message) in &self.lines {
-            match location {
-                Some(location) => text.push_str(&format!("{program}: {location}: {message}\n")),
-                None => text.push_str(&format!("{program}: {message}\n")),
-            }
-        }
-        if let Some(hint) = &self.hint {
-            text.push_str(hint);
-            text.push('\n');
-        }
-        text
+        self.lines(&format!("{program}: "))
+            .into_iter()
+            .map(|line| line + "\n")
+            .collect()
+    }
+
+    fn lines(&self, prefix: &str) -> Vec<String> {
+        self.lines
+            .iter()
+            .map(|(location, message)| match location {
+                Some(location) => format!("{prefix}{location}: {message}"),
+                None => format!("{prefix}{message}"),
+            })
+            .chain(self.hint.clone())
+            .collect()
     }
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self
-            .lines
-            .iter()
-            .map(|(location, message)| match location {
-                Some(location) => format!("{location}: {message}"),
-                None => message.clone(),
-            })
-            .chain(self.hint.clone())
-            .collect();
-        f.write_str(&lines.join("\n"))
+        f.write_str(&self.lines("").join("\n"))
     }
 }
 
@@ -255,21 +249,16 @@ impl Builder {
                 let pretty = name == "qmp-pretty";
                 match chardev::parse_compat(typed, value, index)? {
                     Compat::Socket(chardev) => {
-                        self.mons.push((chardev.id.clone(), pretty, location));
-                        self.chardevs.push(chardev);
+                        self.mons
+                            .push((chardev.id.clone(), pretty, location.clone()));
+                        self.add_chardev(chardev, &location)?;
                     }
                     Compat::Existing { id, location } => self.mons.push((id, pretty, location)),
                 }
             }
             "chardev" => {
                 let chardev = chardev::parse_chardev(value, &mut self.warnings)?;
-                if self.chardevs.iter().any(|other| other.id == chardev.id) {
-                    return Err(CliError::at(
-                        &location,
-                        format!("Duplicate ID '{}' for chardev", chardev.id),
-                    ));
-                }
-                self.chardevs.push(chardev);
+                self.add_chardev(chardev, &location)?;
             }
             "mon" => {
                 let mon = chardev::parse_mon(value, &mut self.warnings)?;
@@ -294,6 +283,17 @@ impl Builder {
             _ => {}
         }
         Ok(None)
+    }
+
+    fn add_chardev(&mut self, chardev: Chardev, location: &str) -> Result<(), CliError> {
+        if self.chardevs.iter().any(|other| other.id == chardev.id) {
+            return Err(CliError::at(
+                location,
+                format!("Duplicate ID '{}' for chardev", chardev.id),
+            ));
+        }
+        self.chardevs.push(chardev);
+        Ok(())
     }
 
     fn finish(self) -> Result<Config, CliError> {
@@ -500,6 +500,15 @@ mod tests {
         assert_eq!(
             run("-machine none -chardev socket,id=x,fd=3 -chardev socket,id=x,fd=4").unwrap_err(),
             "-chardev socket,id=x,fd=4: Duplicate ID 'x' for chardev"
+        );
+        assert_eq!(
+            run("-machine none -chardev socket,id=compat_monitor0,fd=3 -qmp unix:/tmp/x,server=on")
+                .unwrap_err(),
+            "-qmp unix:/tmp/x,server=on: Duplicate ID 'compat_monitor0' for chardev"
+        );
+        assert_eq!(
+            run("-machine none -chardev socket,id=x,host=::1,port=4,ipv4=on").unwrap_err(),
+            "-chardev socket,id=x,host=::1,port=4,ipv4=on: chardev option 'ipv4' is not supported by kvmon"
         );
         assert_eq!(
             run("-machine none -display gtk").unwrap_err(),

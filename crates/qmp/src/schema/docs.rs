@@ -122,17 +122,11 @@ impl Page {
 
     fn member_row(&mut self, member: &MemberInfo) {
         let name = self.type_name((member.ty)());
-        let doc = member
-            .doc
-            .lines()
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(" ");
         let optional = if member.optional { "yes" } else { "" };
+        let doc = one_line(member.doc);
         self.line(&format!(
-            "| `{}` | {name} | {optional} | {} |",
-            member.name,
-            doc.trim().replace('|', "\\|")
+            "| `{}` | {name} | {optional} | {doc} |",
+            member.name
         ));
     }
 
@@ -171,13 +165,7 @@ impl Page {
                     self.line("| Value | Description |");
                     self.line("|---|---|");
                     for value in info.values {
-                        let doc = value
-                            .doc
-                            .lines()
-                            .map(str::trim)
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        self.line(&format!("| `{}` | {} |", value.name, doc.trim()));
+                        self.line(&format!("| `{}` | {} |", value.name, one_line(value.doc)));
                     }
                 }
                 TypeInfo::Object(info) => {
@@ -211,4 +199,10 @@ impl Page {
             self.text.push_str(&sections);
         }
     }
+}
+
+/// A doc comment as one table cell.
+fn one_line(doc: &str) -> String {
+    let text = doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    text.trim().replace('|', "\\|")
 }

@@ -74,9 +74,10 @@ struct Builder {
 
 impl Builder {
     /// Queues `ty` if new and returns the name it goes by on the wire.
+    /// As in introspect.py, a new array is queued before its element.
     fn use_type(&mut self, ty: TypeInfo) -> String {
         let ty = canonical(ty);
-        let key = ty.name();
+        let key = identity(ty);
         if let Some(name) = self.wire_names.get(&key) {
             return name.clone();
         }
@@ -94,13 +95,16 @@ impl Builder {
     }
 
     fn wire_name(&self, ty: &TypeInfo) -> String {
-        self.wire_names.get(&ty.name()).cloned().unwrap_or_default()
+        self.wire_names
+            .get(&identity(*ty))
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn describe(&mut self, ty: TypeInfo) -> SchemaInfoVariant {
         match ty {
             TypeInfo::Builtin(builtin) => SchemaInfoVariant::Builtin(SchemaInfoBuiltin {
-                json_type: json_type(builtin),
+                json_type: builtin.json_type(),
             }),
             TypeInfo::Enum(info) => SchemaInfoVariant::Enum(SchemaInfoEnum {
                 members: info
@@ -151,24 +155,19 @@ impl Builder {
 /// Introspection's view of a type: integers are `int`, empty objects are one type.
 fn canonical(ty: TypeInfo) -> TypeInfo {
     match ty {
-        TypeInfo::Builtin(builtin) if builtin.json_type() == "int" => {
+        TypeInfo::Builtin(builtin) if builtin.json_type() == JSONType::Int => {
             TypeInfo::Builtin(Builtin::Int)
-        }
-        TypeInfo::Array(element) if matches!(element(), TypeInfo::Builtin(b) if b.json_type() == "int") => {
-            TypeInfo::Array(<i64 as SchemaType>::type_info)
         }
         ty if ty.is_empty_object() => <() as SchemaType>::type_info(),
         ty => ty,
     }
 }
 
-fn json_type(builtin: Builtin) -> JSONType {
-    match builtin {
-        Builtin::Str => JSONType::String,
-        Builtin::Number => JSONType::Number,
-        Builtin::Bool => JSONType::Boolean,
-        Builtin::Null => JSONType::Null,
-        Builtin::Any => JSONType::Value,
-        _ => JSONType::Int,
+/// What makes two types the same type to introspection: arrays are the
+/// same when their elements are.
+fn identity(ty: TypeInfo) -> String {
+    match canonical(ty) {
+        TypeInfo::Array(element) => format!("[{}]", identity(element())),
+        ty => ty.name(),
     }
 }

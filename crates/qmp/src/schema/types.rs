@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::commands::introspection::JSONType;
+
 /// A reference to a type, resolved lazily so that types may refer to each other.
 pub type TypeRef = fn() -> TypeInfo;
 
@@ -84,14 +86,14 @@ impl Builtin {
     }
 
     /// The JSON type a value of this type has on the wire.
-    pub fn json_type(self) -> &'static str {
+    pub fn json_type(self) -> JSONType {
         match self {
-            Builtin::Str => "string",
-            Builtin::Number => "number",
-            Builtin::Bool => "boolean",
-            Builtin::Null => "null",
-            Builtin::Any => "value",
-            _ => "int",
+            Builtin::Str => JSONType::String,
+            Builtin::Number => JSONType::Number,
+            Builtin::Bool => JSONType::Boolean,
+            Builtin::Null => JSONType::Null,
+            Builtin::Any => JSONType::Value,
+            _ => JSONType::Int,
         }
     }
 }

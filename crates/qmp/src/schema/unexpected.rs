@@ -8,9 +8,11 @@
 
 use crate::json::writer::qdict_order;
 
-/// `g_hash_table` moduli by table shift.
-const PRIMES: [u64; 17] = [
-    1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521,
+/// `g_hash_table` moduli by table shift: the largest prime below 2^shift.
+const PRIMES: [u64; 32] = [
+    1, 2, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
+    262139, 524287, 1048573, 2097143, 4194301, 8388593, 16777213, 33554393, 67108859, 134217689,
+    268435399, 536870909, 1073741789, 2147483647,
 ];
 const UNUSED: u32 = 0;
 const TOMBSTONE: u32 = 1;
@@ -207,5 +209,17 @@ mod tests {
         );
         assert_eq!(first_unexpected(&["only"], &[]), Some("only"));
         assert_eq!(first_unexpected(&["path"], &["path"]), None);
+    }
+
+    #[test]
+    fn tables_grow_as_far_as_a_message_can_take_them() {
+        // A 64 MiB message holds at most about 500,000 members; GLib's table
+        // then has 2^20 slots.  Past 61,680 keys it outgrows 2^16.
+        let keys: Vec<String> = (0..600_000).map(|n| format!("k{n}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let consumed: Vec<&str> = keys[..keys.len() - 2].to_vec();
+        let first = first_unexpected(&keys, &consumed).unwrap();
+        assert!(first == "k599998" || first == "k599999");
+        assert!(first_unexpected(&keys, &[]).is_some());
     }
 }
