@@ -224,126 +224,119 @@ fn peak_rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// One line of the report: how to read it off the results and show it.
+struct Measure {
+    name: String,
+    value: fn(&Results) -> f64,
+    show: fn(f64) -> String,
+    /// Whether more is better (throughput) rather than less (time, memory).
+    more_is_better: bool,
+    /// The target: the ratio to QEMU kvmon must reach, and its wording.
+    target: Option<(f64, &'static str)>,
+}
+
 /// The markdown table, with ratios and the targets.
 fn report(kvmon: &Results, qemu: Option<&Results>, sizes: &Sizes) -> String {
-    let mut out = String::new();
-    out.push_str("| Measure | kvmon | QEMU 10.0 | Ratio | Target |\n|---|---|---|---|---|\n");
-    let row = |out: &mut String,
-               name: &str,
-               ours: String,
-               theirs: Option<String>,
-               ratio: Option<f64>,
-               target: &str,
-               met: Option<bool>| {
-        let theirs = theirs.unwrap_or_else(|| "—".into());
-        let ratio = ratio
-            .map(|r| format!("{r:.1}×"))
-            .unwrap_or_else(|| "—".into());
-        let verdict = match met {
-            Some(true) => format!("{target} ✔"),
-            Some(false) => format!("{target} ✘"),
-            None => target.to_string(),
+    let time = |seconds: f64| micros(Duration::from_secs_f64(seconds));
+    let measure = |name: String, value: fn(&Results) -> f64, show: fn(f64) -> String| Measure {
+        name,
+        value,
+        show,
+        more_is_better: false,
+        target: None,
+    };
+    let kib = |value: f64| format!("{value:.0} KiB");
+    let measures = [
+        measure(
+            "handshake p50 (connect → greeting → negotiated)".into(),
+            |r| r.handshake_p50.as_secs_f64(),
+            time,
+        ),
+        measure(
+            "handshake p99".into(),
+            |r| r.handshake_p99.as_secs_f64(),
+            time,
+        ),
+        Measure {
+            target: Some((5.0, "≥ 5× faster")),
+            ..measure(
+                format!(
+                    "query-status round trip p50 ({} sequential)",
+                    sizes.round_trips
+                ),
+                |r| r.round_trip_p50.as_secs_f64(),
+                time,
+            )
+        },
+        measure(
+            "query-status round trip p99".into(),
+            |r| r.round_trip_p99.as_secs_f64(),
+            time,
+        ),
+        Measure {
+            more_is_better: true,
+            target: Some((15.0, "≥ 15×")),
+            ..measure(
+                format!("pipelined throughput ({} commands)", sizes.pipelined),
+                |r| r.pipelined_per_second,
+                |value| format!("{value:.0} /s"),
+            )
+        },
+        measure("RSS after start".into(), |r| r.rss_start_kib as f64, kib),
+        Measure {
+            target: Some((4.0, "≤ 1/4 of QEMU's")),
+            ..measure(
+                "peak RSS (VmHWM) over the run".into(),
+                |r| r.rss_peak_kib as f64,
+                kib,
+            )
+        },
+    ];
+    let mut out =
+        String::from("| Measure | kvmon | QEMU 10.0 | Ratio | Target |\n|---|---|---|---|---|\n");
+    for m in &measures {
+        let ours = (m.value)(kvmon);
+        let theirs = qemu.map(|q| (m.value)(q));
+        let ratio = theirs.map(|theirs| {
+            let (better, worse) = if m.more_is_better {
+                (ours, theirs)
+            } else {
+                (theirs, ours)
+            };
+            better / worse.max(1e-12)
+        });
+        let verdict = match (m.target, ratio) {
+            (Some((needed, wording)), Some(ratio)) => {
+                format!("{wording} {}", if ratio >= needed { "✔" } else { "✘" })
+            }
+            (Some((_, wording)), None) => wording.to_string(),
+            _ => String::new(),
         };
         out.push_str(&format!(
-            "| {name} | {ours} | {theirs} | {ratio} | {verdict} |\n"
+            "| {} | {} | {} | {} | {verdict} |\n",
+            m.name,
+            (m.show)(ours),
+            theirs.map_or("—".into(), m.show),
+            ratio.map_or("—".into(), |ratio| format!("{ratio:.1}×")),
         ));
+    }
+    let all = kvmon.clients_with_event == sizes.clients;
+    out.push_str(&format!(
+        "| clients of {} that got the event | {} | {} | — | all {} |\n",
+        sizes.clients,
+        kvmon.clients_with_event,
+        qemu.map_or("—".into(), |q| q.clients_with_event.to_string()),
+        if all { "✔" } else { "✘" },
+    ));
+    let reach = |r: &Results| match r.clients_with_event == sizes.clients {
+        true => format!("{:.1} ms", r.fan_out_time.as_secs_f64() * 1e3),
+        false => "never".to_string(),
     };
-    let faster =
-        |ours: Duration, theirs: Duration| theirs.as_secs_f64() / ours.as_secs_f64().max(1e-9);
-    row(
-        &mut out,
-        "handshake p50 (connect → greeting → negotiated)",
-        micros(kvmon.handshake_p50),
-        qemu.map(|q| micros(q.handshake_p50)),
-        qemu.map(|q| faster(kvmon.handshake_p50, q.handshake_p50)),
-        "",
-        None,
-    );
-    row(
-        &mut out,
-        "handshake p99",
-        micros(kvmon.handshake_p99),
-        qemu.map(|q| micros(q.handshake_p99)),
-        qemu.map(|q| faster(kvmon.handshake_p99, q.handshake_p99)),
-        "",
-        None,
-    );
-    let p50_ratio = qemu.map(|q| faster(kvmon.round_trip_p50, q.round_trip_p50));
-    row(
-        &mut out,
-        &format!(
-            "query-status round trip p50 ({} sequential)",
-            sizes.round_trips
-        ),
-        micros(kvmon.round_trip_p50),
-        qemu.map(|q| micros(q.round_trip_p50)),
-        p50_ratio,
-        "≥ 5× faster",
-        p50_ratio.map(|r| r >= 5.0),
-    );
-    row(
-        &mut out,
-        "query-status round trip p99",
-        micros(kvmon.round_trip_p99),
-        qemu.map(|q| micros(q.round_trip_p99)),
-        qemu.map(|q| faster(kvmon.round_trip_p99, q.round_trip_p99)),
-        "",
-        None,
-    );
-    let throughput_ratio =
-        qemu.map(|q| kvmon.pipelined_per_second / q.pipelined_per_second.max(1e-9));
-    row(
-        &mut out,
-        &format!("pipelined throughput ({} commands)", sizes.pipelined),
-        format!("{:.0} /s", kvmon.pipelined_per_second),
-        qemu.map(|q| format!("{:.0} /s", q.pipelined_per_second)),
-        throughput_ratio,
-        "≥ 15×",
-        throughput_ratio.map(|r| r >= 15.0),
-    );
-    row(
-        &mut out,
-        &format!("clients of {} that got the event", sizes.clients),
-        kvmon.clients_with_event.to_string(),
-        qemu.map(|q| q.clients_with_event.to_string()),
-        None,
-        "all",
-        Some(kvmon.clients_with_event == sizes.clients),
-    );
-    row(
-        &mut out,
-        "time for the event to reach them all",
-        format!("{:.1} ms", kvmon.fan_out_time.as_secs_f64() * 1e3),
-        qemu.map(|q| {
-            if q.clients_with_event == sizes.clients {
-                format!("{:.1} ms", q.fan_out_time.as_secs_f64() * 1e3)
-            } else {
-                "never".into()
-            }
-        }),
-        None,
-        "",
-        None,
-    );
-    row(
-        &mut out,
-        "RSS after start",
-        format!("{} KiB", kvmon.rss_start_kib),
-        qemu.map(|q| format!("{} KiB", q.rss_start_kib)),
-        qemu.map(|q| q.rss_start_kib as f64 / kvmon.rss_start_kib.max(1) as f64),
-        "",
-        None,
-    );
-    let rss_ratio = qemu.map(|q| q.rss_peak_kib as f64 / kvmon.rss_peak_kib.max(1) as f64);
-    row(
-        &mut out,
-        "peak RSS (VmHWM) over the run",
-        format!("{} KiB", kvmon.rss_peak_kib),
-        qemu.map(|q| format!("{} KiB", q.rss_peak_kib)),
-        rss_ratio,
-        "≤ 1/4 of QEMU's",
-        rss_ratio.map(|r| r >= 4.0),
-    );
+    out.push_str(&format!(
+        "| time for the event to reach them all | {} | {} | — |  |\n",
+        reach(kvmon),
+        qemu.map_or("—".into(), reach),
+    ));
     out
 }
 

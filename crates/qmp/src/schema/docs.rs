@@ -22,11 +22,7 @@ pub fn commands_page(commands: &[CommandDecl]) -> String {
     let mut sorted: Vec<&CommandDecl> = commands.iter().collect();
     sorted.sort_by_key(|command| command.name);
     for command in sorted {
-        page.line("");
-        page.line(&format!("## `{}`", command.name));
-        page.line("");
-        page.doc(command.doc);
-        page.line("");
+        page.entity(command.name, command.doc);
         page.members("Argument", (command.args)());
         page.line("");
         let returns = (command.returns)();
@@ -62,11 +58,7 @@ pub fn events_page(events: &[EventDecl]) -> String {
     let mut sorted: Vec<&EventDecl> = events.iter().collect();
     sorted.sort_by_key(|event| event.name);
     for event in sorted {
-        page.line("");
-        page.line(&format!("## `{}`", event.name));
-        page.line("");
-        page.doc(event.doc);
-        page.line("");
+        page.entity(event.name, event.doc);
         let data = (event.data)();
         if data.is_empty_object() {
             page.line("No data.");
@@ -89,6 +81,15 @@ impl Page {
     fn line(&mut self, line: &str) {
         self.text.push_str(line);
         self.text.push('\n');
+    }
+
+    /// A command's or event's heading and description.
+    fn entity(&mut self, name: &str, doc: &str) {
+        self.line("");
+        self.line(&format!("## `{name}`"));
+        self.line("");
+        self.doc(doc);
+        self.line("");
     }
 
     /// A doc comment, its lines joined into paragraphs.
