@@ -132,15 +132,20 @@ pub fn response(result: Result<Value, QmpError>, id: Option<Value>) -> Value {
 pub fn frame(message: &Value, pretty: bool) -> Vec<u8> {
     let mut json = Vec::with_capacity(128);
     crate::json::writer::write(message, pretty, &mut json);
-    let mut out = Vec::with_capacity(json.len() + 2);
-    for byte in json {
-        if byte == b'\n' {
-            out.push(b'\r');
+    // Compact JSON has no raw newline (strings escape theirs): only pretty
+    // output needs its line ends turned into CRLF.
+    if pretty {
+        let mut lines = Vec::with_capacity(json.len() + json.len() / 8);
+        for byte in json {
+            if byte == b'\n' {
+                lines.push(b'\r');
+            }
+            lines.push(byte);
         }
-        out.push(byte);
+        json = lines;
     }
-    out.extend_from_slice(b"\r\n");
-    out
+    json.extend_from_slice(b"\r\n");
+    json
 }
 
 /// The greeting every client receives on connecting.
