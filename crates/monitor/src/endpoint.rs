@@ -140,6 +140,12 @@ impl Endpoint {
         }
     }
 
+    /// Whether accepting was put off and may be tried again now: readiness
+    /// will not say so, since the clients waiting were already reported.
+    pub fn accept_due(&self) -> bool {
+        self.accept_retry_at.is_some_and(|at| at <= Instant::now())
+    }
+
     /// After a connection out failed or ended: try again later, if asked to.
     pub fn schedule_reconnect(&mut self) {
         if self.listener.is_none() {

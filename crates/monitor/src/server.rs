@@ -153,7 +153,9 @@ impl Server {
             self.serve(index, machine);
         }
         for index in 0..self.endpoints.len() {
-            self.accept(index);
+            if self.endpoints[index].accept_due() {
+                self.accept(index);
+            }
             if let Some(stream) = self.endpoints[index].reconnect() {
                 self.add_connection(index, stream);
             }
