@@ -20,6 +20,25 @@ qmp::qapi_event! {
 }
 
 qmp::qapi_event! {
+    /// Emitted when the virtual machine is powered down through the power
+    /// control system, such as via ACPI.
+    "POWERDOWN" => pub struct PowerdownEvent {}
+}
+
+qmp::qapi_event! {
+    /// Emitted when the virtual machine is reset
+    "RESET" => pub struct ResetEvent {
+        /// If true, the reset was triggered by a guest request (such as a
+        /// guest-initiated ACPI reboot request or other hardware-specific
+        /// action) rather than a host request (such as the QMP command
+        /// system_reset).
+        guest: bool,
+        /// The ShutdownCause of the RESET.
+        reason: ShutdownCause,
+    }
+}
+
+qmp::qapi_event! {
     /// Emitted when the virtual machine is stopped
     "STOP" => pub struct StopEvent {}
 }
@@ -73,6 +92,8 @@ macro_rules! event_set {
 
 event_set! {
     Shutdown(ShutdownEvent),
+    Powerdown(PowerdownEvent),
+    Reset(ResetEvent),
     Stop(StopEvent),
     Resume(ResumeEvent),
 }
@@ -85,6 +106,15 @@ fn has_data<T: SchemaType>() -> bool {
 impl ShutdownEvent {
     pub fn new(reason: ShutdownCause) -> Self {
         ShutdownEvent {
+            guest: reason.is_guest(),
+            reason,
+        }
+    }
+}
+
+impl ResetEvent {
+    pub fn new(reason: ShutdownCause) -> Self {
+        ResetEvent {
             guest: reason.is_guest(),
             reason,
         }

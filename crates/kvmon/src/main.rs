@@ -3,7 +3,9 @@
 
 mod accel;
 mod cli;
+mod console;
 mod daemon;
+mod guest;
 mod main_loop;
 mod signals;
 
@@ -70,8 +72,19 @@ fn start(mut config: Config, program: &str) -> Result<i32, CliError> {
     let Some(kvm_enabled) = accel::choose(&config.accelerators, &mut say) else {
         return Ok(1);
     };
+    if config.guest.is_some() && !kvm_enabled {
+        return Err(CliError::bare(
+            "kvmon runs guest code only with KVM; without it, only '-machine none' can run",
+        ));
+    }
     config.machine.kvm_enabled = kvm_enabled;
-    main_loop::run(config.machine, config.monitors, daemon, &mut say)
+    main_loop::run(
+        config.machine,
+        config.guest,
+        config.monitors,
+        daemon,
+        &mut say,
+    )
 }
 
 /// `-name process=`: what `ps` shows (at most 15 bytes, as Linux keeps).

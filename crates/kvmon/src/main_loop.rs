@@ -1,22 +1,27 @@
-//! kvmon's one main loop: QMP sockets, the event bus and signals on one
-//! mio poll, until the machine finishes.
+//! kvmon's one main loop: QMP sockets, the event bus, the machine's
+//! requests, the serial console and signals on one mio poll, until the
+//! machine finishes.
 
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events::EventBus;
-use machine::{Machine, MachineConfig, NoneMachine};
+use machine::{MachineConfig, Vm};
 use mio::{Events, Interest, Poll, Token, Waker};
 use monitor::{command_table, MonitorSpec, Server};
+use qmp::commands::MachineCommands;
 use qmp::types::ShutdownCause;
 
-use crate::cli::CliError;
+use crate::cli::{CliError, GuestConfig};
 use crate::daemon::Daemon;
 use crate::signals::Signals;
 
+/// The event bus and the machine's requests share the loop's one waker.
 const EVENTS: Token = Token(0);
 const SIGNALS: Token = Token(1);
+/// The console's tokens start here (three of them).
+const CONSOLE: usize = 2;
 /// The server's tokens start here.
 const SERVER: usize = 16;
 
@@ -26,11 +31,15 @@ const SERVER: usize = 16;
 /// Idle VMs and other activity never spin.
 const QMP_SPIN: Duration = Duration::from_micros(100);
 
+/// How soon the loop looks again when the guest's serial FIFO was full.
+const CONSOLE_RETRY: Duration = Duration::from_millis(10);
+
 /// Builds the machine and the monitors, tells the parent (with
-/// `-daemonize`) that start-up is done, and runs until the machine finishes.
-/// Returns the exit status.
+/// `-daemonize`) that start-up is done, starts the guest, and runs until the
+/// machine finishes.  Returns the exit status.
 pub fn run(
     machine_config: MachineConfig,
+    guest: Option<GuestConfig>,
     monitors: Vec<MonitorSpec>,
     daemon: Option<Daemon>,
     say: &mut dyn FnMut(String),
@@ -39,8 +48,18 @@ pub fn run(
     let mut poll = Poll::new().map_err(|e| setup("create the event loop", e))?;
     let waker =
         Waker::new(poll.registry(), EVENTS).map_err(|e| setup("create the event loop", e))?;
-    let bus = EventBus::new(Arc::new(waker));
-    let mut machine: Box<dyn Machine> = Box::new(NoneMachine::new(machine_config, bus.publisher()));
+    let waker = Arc::new(waker);
+    let bus = EventBus::new(waker.clone());
+    let (mut machine, mut console) = match &guest {
+        Some(guest) => {
+            let (platform, console) = crate::guest::build(guest, waker, say)?;
+            (
+                Vm::new(machine_config, Box::new(platform), bus.publisher()),
+                Some(console),
+            )
+        }
+        None => (Vm::none(machine_config, bus.publisher()), None),
+    };
     let mut server = Server::start(monitors, command_table(), bus, poll.registry(), SERVER, say)
         .map_err(|error| match &error.origin {
             Some(origin) => CliError::at(origin, error.message),
@@ -48,6 +67,11 @@ pub fn run(
         })?;
     // Only now: while start-up waits for a first client, a signal still
     // ends kvmon at once, as it ends QEMU.
+    if let Some(console) = &mut console {
+        console
+            .register(poll.registry(), CONSOLE)
+            .map_err(|e| setup("serve the serial console", e))?;
+    }
     let mut signals = Signals::new().map_err(|e| setup("handle signals", e))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
@@ -55,13 +79,22 @@ pub fn run(
     if let Some(daemon) = daemon {
         daemon.ready().map_err(CliError::bare)?;
     }
+    machine.launch();
 
     let mut events = Events::with_capacity(256);
     let mut spin_until: Option<Instant> = None;
     loop {
         let spinning = spin_until.is_some_and(|until| Instant::now() < until);
+        let feeding = console.as_mut().is_some_and(|c| c.feed(&mut machine));
         let timeout = if spinning {
             Some(Duration::ZERO)
+        } else if feeding {
+            // The guest has input to take; look again soon.
+            Some(
+                server
+                    .timeout()
+                    .map_or(CONSOLE_RETRY, |t| t.min(CONSOLE_RETRY)),
+            )
         } else {
             server.timeout()
         };
@@ -86,14 +119,21 @@ pub fn run(
                         }
                     }
                 }
+                token if console.as_ref().is_some_and(|c| c.owns(token)) => {
+                    if let Some(console) = &mut console {
+                        console.ready(token, poll.registry(), &mut machine);
+                    }
+                }
                 _ => {
-                    server.ready(event, &mut *machine);
+                    server.ready(event, &mut machine);
                     spin_until = Some(Instant::now() + QMP_SPIN);
                 }
             }
         }
-        server.tick(&mut *machine);
+        machine.process_requests();
+        server.tick(&mut machine);
         if let Some(status) = machine.exit_status() {
+            machine.finish();
             server.finish();
             return Ok(status);
         }

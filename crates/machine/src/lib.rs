@@ -1,19 +1,16 @@
-//! kvmon's virtual machine: its run-state machine and lifecycle, and the
-//! machines that answer the monitor's machine commands.  So far the only
-//! machine is `none` (run state only, no vCPUs); the KVM machine implements
-//! the same [`Machine`] interface.
+//! kvmon's virtual machine: its run-state machine and lifecycle, the
+//! machine commands, and the platforms beneath — a KVM guest with vCPUs,
+//! memory, direct boot, ACPI and platform devices, or `-machine none`.
 
 mod identity;
+pub mod kvm;
 mod lifecycle;
-mod none;
 pub mod run_state;
+mod vm;
 
 pub use identity::Uuid;
-pub use lifecycle::Lifecycle;
-pub use none::NoneMachine;
-
-use qmp::commands::MachineCommands;
-use qmp::types::ShutdownCause;
+pub use lifecycle::{Actions, Execution, Lifecycle, NoVcpus};
+pub use vm::{Platform, Request, Vm};
 
 /// What the command line asks of every machine.
 #[derive(Debug, Clone, Default)]
@@ -24,14 +21,8 @@ pub struct MachineConfig {
     pub uuid: Option<Uuid>,
     /// `-S`: stay in prelaunch until `cont`.
     pub start_paused: bool,
-    /// `-no-shutdown`: a guest shutdown stops the VM instead of exiting.
-    pub no_shutdown: bool,
+    /// `-no-reboot`, `-no-shutdown`, `-action`.
+    pub actions: Actions,
     /// KVM was asked for (`-accel kvm`, `-enable-kvm`, `accel=kvm`) and `/dev/kvm` opened.
     pub kvm_enabled: bool,
-}
-
-/// A machine as kvmon's main loop drives it: QMP commands plus its lifecycle.
-pub trait Machine: MachineCommands {
-    /// A shutdown requested from outside the guest, e.g. on SIGTERM.
-    fn shutdown(&mut self, cause: ShutdownCause);
 }

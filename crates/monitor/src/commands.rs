@@ -2,8 +2,9 @@
 
 use events::Event;
 use qmp::commands::{
-    Cont, HumanMonitorCommand, MigratePause, QmpCapabilities, QueryCommands, QueryKvm, QueryName,
-    QueryQmpSchema, QueryStatus, QueryTarget, QueryUuid, QueryVersion, QueryYank, Quit, Stop, Yank,
+    Cont, HumanMonitorCommand, InjectNmi, MigratePause, QmpCapabilities, QueryCommands,
+    QueryCpusFast, QueryKvm, QueryName, QueryQmpSchema, QueryStatus, QueryTarget, QueryUuid,
+    QueryVersion, QueryYank, Quit, SetAction, Stop, SystemPowerdown, SystemReset, Yank,
 };
 
 use crate::control;
@@ -13,14 +14,19 @@ use crate::hmp;
 pub fn command_table() -> CommandTable {
     TableBuilder::default()
         .machine::<QueryStatus>()
+        .machine::<SetAction>()
         .monitor::<MigratePause>(control::migrate_pause)
         .monitor::<QmpCapabilities>(control::qmp_capabilities)
         .monitor::<QueryVersion>(control::query_version)
         .monitor::<QueryCommands>(control::query_commands)
         .machine::<Quit>()
         .monitor::<QueryQmpSchema>(control::query_qmp_schema)
+        .machine::<QueryCpusFast>()
         .machine::<QueryTarget>()
         .machine::<QueryUuid>()
+        .machine::<SystemReset>()
+        .machine::<SystemPowerdown>()
+        .machine::<InjectNmi>()
         .machine::<QueryKvm>()
         .monitor::<Yank>(control::yank)
         .monitor::<QueryYank>(control::query_yank)

@@ -3,17 +3,22 @@
 //! acted on, errors as `PROG: LOCATION: MESSAGE`.
 
 mod chardev;
+mod guest;
 mod help;
 mod opts;
+mod serial;
 
 use std::fmt;
 use std::path::PathBuf;
 
-use machine::{MachineConfig, Uuid};
+use machine::{Actions, MachineConfig, Uuid};
 use monitor::MonitorSpec;
+use qmp::commands::{PanicAction, RebootAction, ShutdownAction, WatchdogAction};
 
 use chardev::{Chardev, Compat};
+pub use guest::GuestConfig;
 use opts::Schema;
+pub use serial::SerialSpec;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -27,6 +32,8 @@ pub enum Invocation {
 #[derive(Debug)]
 pub struct Config {
     pub machine: MachineConfig,
+    /// The KVM guest; `None` for `-machine none`.
+    pub guest: Option<GuestConfig>,
     /// Accelerators to try in order, each with the option that named it.
     pub accelerators: Vec<(String, Option<String>)>,
     pub monitors: Vec<MonitorSpec>,
@@ -121,6 +128,13 @@ const OPTIONS: &[(&str, bool)] = &[
     ("pidfile", true),
     ("no-shutdown", false),
     ("no-reboot", false),
+    ("action", true),
+    ("m", true),
+    ("smp", true),
+    ("kernel", true),
+    ("initrd", true),
+    ("append", true),
+    ("serial", true),
     // Harmless for kvmon: it has no user config file, default devices,
     // display or VGA.
     ("nodefaults", false),
@@ -177,7 +191,15 @@ struct Builder {
     name: opts::Opts,
     uuid: Option<Uuid>,
     start_paused: bool,
-    no_shutdown: bool,
+    actions: Actions,
+    ram_size: Option<u64>,
+    vcpus: Option<u32>,
+    kernel: Option<PathBuf>,
+    initrd: Option<(PathBuf, String)>,
+    append: Option<(String, String)>,
+    serials: Vec<SerialSpec>,
+    nographic: bool,
+    nodefaults: bool,
     daemonize: bool,
     pidfile: Option<PathBuf>,
     chardevs: Vec<Chardev>,
@@ -266,7 +288,23 @@ impl Builder {
             }
             "daemonize" => self.daemonize = true,
             "pidfile" => self.pidfile = Some(PathBuf::from(value)),
-            "no-shutdown" => self.no_shutdown = true,
+            "no-shutdown" => self.actions.shutdown = ShutdownAction::Pause,
+            "no-reboot" => self.actions.reboot = RebootAction::Shutdown,
+            "action" => self.action(value, &location)?,
+            "m" => self.ram_size = Some(guest::parse_memory(value, &location)?),
+            "smp" => self.vcpus = Some(guest::parse_smp(value, &location)?),
+            "kernel" => self.kernel = Some(PathBuf::from(value)),
+            "initrd" => self.initrd = Some((PathBuf::from(value), location)),
+            "append" => self.append = Some((value.to_string(), location)),
+            "serial" => {
+                let spec = serial::parse(value, self.serials.len())?;
+                self.serials.push(spec);
+                if self.serials.len() > 1 {
+                    return Err(CliError::at(&location, "kvmon has one serial port (COM1)"));
+                }
+            }
+            "nographic" => self.nographic = true,
+            "nodefaults" => self.nodefaults = true,
             "display" if value.split(',').next() != Some("none") => {
                 return Err(CliError::at(
                     &location,
@@ -279,7 +317,7 @@ impl Builder {
                     "kvmon has no VGA devices; only '-vga none' is accepted",
                 ))
             }
-            // -no-reboot means nothing without a guest; the rest are harmless.
+            // The rest are harmless.
             _ => {}
         }
         Ok(None)
@@ -296,42 +334,69 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self) -> Result<Config, CliError> {
-        let machine_type = self.machine.get("type");
-        match machine_type {
-            Some("none") => {}
-            Some(other) => {
+    /// `-action reboot=...,shutdown=...,panic=...,watchdog=...`.
+    fn action(&mut self, value: &str, location: &str) -> Result<(), CliError> {
+        const ACTION: Schema<'static> = Schema {
+            implied: None,
+            strings: &["reboot", "shutdown", "panic", "watchdog"],
+            booleans: &[],
+        };
+        let opts = opts::parse(value, &ACTION, location)?;
+        let invalid = |key: &str, value: &str| {
+            CliError::at(
+                location,
+                format!("Parameter '{key}' does not accept value '{value}'"),
+            )
+        };
+        if let Some(value) = opts.get("reboot") {
+            self.actions.reboot =
+                RebootAction::from_wire(value).ok_or_else(|| invalid("reboot", value))?;
+        }
+        if let Some(value) = opts.get("shutdown") {
+            self.actions.shutdown =
+                ShutdownAction::from_wire(value).ok_or_else(|| invalid("shutdown", value))?;
+        }
+        if let Some(value) = opts.get("panic") {
+            self.actions.panic =
+                PanicAction::from_wire(value).ok_or_else(|| invalid("panic", value))?;
+        }
+        if let Some(value) = opts.get("watchdog") {
+            self.actions.watchdog =
+                WatchdogAction::from_wire(value).ok_or_else(|| invalid("watchdog", value))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Config, CliError> {
+        let machine_type = self.machine.get("type").unwrap_or("microvm").to_string();
+        let guest = match machine_type.as_str() {
+            "none" => {
+                self.check_machine_properties("none-machine")?;
+                None
+            }
+            "microvm" => {
+                self.check_machine_properties("microvm-machine")?;
+                Some(self.guest()?)
+            }
+            other => {
                 return Err(
                     CliError::bare(format!("unsupported machine type: \"{other}\""))
                         .hint("Use -machine help to list supported machines"),
                 )
             }
-            None => {
-                return Err(CliError::bare(
-                    "no machine type given: this version of kvmon offers only '-machine none'",
-                ))
-            }
-        }
-        if let Some(property) = self
-            .machine
-            .keys()
-            .find(|key| !matches!(*key, "type" | "accel"))
-        {
-            return Err(CliError::bare(format!(
-                "Property 'none-machine.{property}' not found"
-            )));
-        }
-        let accelerators = self.accelerators()?;
+        };
+        let accelerators = self.accelerators(guest.is_some())?;
         let monitors = self.monitors()?;
-        let guest = self.name.get("guest").filter(|name| !name.is_empty());
+        let name = self.name.get("guest").filter(|name| !name.is_empty());
         Ok(Config {
             machine: MachineConfig {
-                name: guest.map(str::to_string),
+                name: name.map(str::to_string),
                 uuid: self.uuid,
                 start_paused: self.start_paused,
-                no_shutdown: self.no_shutdown,
+                actions: self.actions,
                 kvm_enabled: false,
             },
+            guest,
             accelerators,
             monitors,
             daemonize: self.daemonize,
@@ -341,9 +406,78 @@ impl Builder {
         })
     }
 
+    /// kvmon's machines take no properties but the accelerator.
+    fn check_machine_properties(&self, machine: &str) -> Result<(), CliError> {
+        match self
+            .machine
+            .keys()
+            .find(|key| !matches!(*key, "type" | "accel"))
+        {
+            Some(property) => Err(CliError::bare(format!(
+                "Property '{machine}.{property}' not found"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The KVM guest: memory, vCPUs, what to boot and the serial port.  A
+    /// `-serial chardev:ID` takes its socket chardev away from the monitors.
+    fn guest(&mut self) -> Result<GuestConfig, CliError> {
+        if self.kernel.is_none() {
+            if let Some((_, location)) = &self.initrd {
+                return Err(CliError::at(
+                    location,
+                    "-initrd only allowed with -kernel option",
+                ));
+            }
+            if let Some((_, location)) = &self.append {
+                return Err(CliError::at(
+                    location,
+                    "-append only allowed with -kernel option",
+                ));
+            }
+        }
+        let serial = match self.serials.pop() {
+            Some(SerialSpec::Chardev { id, location }) => {
+                let Some(index) = self.chardevs.iter().position(|c| c.id == id) else {
+                    return Err(CliError::at(
+                        &location,
+                        format!("chardev \"{id}\" not found"),
+                    ));
+                };
+                if self.mons.iter().any(|(used, _, _)| *used == id) {
+                    return Err(CliError::at(
+                        &location,
+                        format!("chardev '{id}' is already in use"),
+                    ));
+                }
+                let chardev = self.chardevs.remove(index);
+                serial::check_server(&chardev, &location)?;
+                SerialSpec::Socket(chardev)
+            }
+            Some(spec) => spec,
+            None if self.nographic => SerialSpec::Stdio,
+            None if self.nodefaults => SerialSpec::None,
+            None => SerialSpec::Null,
+        };
+        Ok(GuestConfig {
+            ram_size: self.ram_size.unwrap_or(guest::DEFAULT_RAM),
+            vcpus: self.vcpus.unwrap_or(1),
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.as_ref().map(|(path, _)| path.clone()),
+            append: self
+                .append
+                .as_ref()
+                .map(|(text, _)| text.clone())
+                .unwrap_or_default(),
+            serial,
+        })
+    }
+
     /// The accelerators to try: from `-accel`, else `-machine accel=` (or
     /// `-enable-kvm`), else QEMU's default for this machine, tcg.
-    fn accelerators(&self) -> Result<Vec<(String, Option<String>)>, CliError> {
+    /// kvmon runs guest code only with KVM, so KVM is the guest's default.
+    fn accelerators(&self, guest: bool) -> Result<Vec<(String, Option<String>)>, CliError> {
         let machine_accel = self
             .machine
             .get("accel")
@@ -362,6 +496,7 @@ impl Builder {
                 .iter()
                 .map(|(name, location)| (name.clone(), Some(location.clone())))
                 .collect()),
+            (None, true) if guest => Ok(vec![("kvm".to_string(), None)]),
             (None, true) => Ok(vec![("tcg".to_string(), None)]),
         }
     }

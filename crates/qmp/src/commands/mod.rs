@@ -2,15 +2,21 @@
 //! the monitor hands the machine's commands to the machine.
 
 pub mod control;
+mod cpus;
 mod hmp;
 pub mod introspection;
 mod machine_info;
 mod migration;
+mod power;
 mod run_state;
 mod yank;
 
 pub use control::{
     CommandInfo, QMPCapability, QmpCapabilities, QueryCommands, QueryQmpSchema, QueryVersion,
+};
+pub use cpus::{
+    CpuInfoFast, CpuInfoFastBase, CpuInfoFastVariant, CpuInstanceProperties, InjectNmi,
+    QueryCpusFast,
 };
 pub use hmp::HumanMonitorCommand;
 pub use machine_info::{
@@ -18,6 +24,10 @@ pub use machine_info::{
     UuidInfo,
 };
 pub use migration::MigratePause;
+pub use power::{
+    PanicAction, RebootAction, SetAction, ShutdownAction, SystemPowerdown, SystemReset,
+    WatchdogAction,
+};
 pub use run_state::{Cont, QueryStatus, Quit, Stop};
 pub use yank::{
     QueryYank, Yank, YankInstance, YankInstanceBase, YankInstanceChardev, YankInstanceType,
@@ -44,6 +54,11 @@ pub trait MachineCommands:
     + Handles<QueryUuid>
     + Handles<QueryKvm>
     + Handles<QueryTarget>
+    + Handles<SystemReset>
+    + Handles<SystemPowerdown>
+    + Handles<SetAction>
+    + Handles<InjectNmi>
+    + Handles<QueryCpusFast>
 {
     /// Set once the machine has finished (after `quit`, a signal, or a guest
     /// shutdown without `-no-shutdown`): no further command runs, and kvmon

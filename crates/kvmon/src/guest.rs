@@ -1,0 +1,57 @@
+//! A KVM guest from its command-line description: the kernel and initrd
+//! read from their files (or the default firmware), the serial console
+//! opened, and the platform built with its vCPUs parked.
+
+use std::sync::Arc;
+
+use machine::kvm::{BootSource, KvmConfig, KvmPlatform, DEFAULT_FIRMWARE};
+use mio::Waker;
+
+use crate::cli::{CliError, GuestConfig};
+use crate::console::Console;
+
+pub fn build(
+    guest: &GuestConfig,
+    waker: Arc<Waker>,
+    say: &mut dyn FnMut(String),
+) -> Result<(KvmPlatform, Console), CliError> {
+    let boot = boot_source(guest)?;
+    let (console, serial) = Console::open(&guest.serial, say)?;
+    let config = KvmConfig {
+        ram_size: guest.ram_size,
+        vcpus: guest.vcpus,
+        boot,
+        serial,
+    };
+    let platform = KvmPlatform::new(config, waker).map_err(CliError::bare)?;
+    Ok((platform, console))
+}
+
+fn boot_source(guest: &GuestConfig) -> Result<BootSource, CliError> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|error| {
+            CliError::bare(format!(
+                "could not open {what} '{}': {}",
+                path.display(),
+                monitor::os_error(&error)
+            ))
+        })
+    };
+    let (kernel_name, kernel) = match &guest.kernel {
+        Some(path) => (path.display().to_string(), read(path, "kernel file")?),
+        None => (
+            "the default firmware".to_string(),
+            DEFAULT_FIRMWARE.to_vec(),
+        ),
+    };
+    let initrd = match &guest.initrd {
+        Some(path) => Some(read(path, "initrd")?),
+        None => None,
+    };
+    Ok(BootSource {
+        kernel_name,
+        kernel,
+        initrd,
+        cmdline: guest.append.clone(),
+    })
+}

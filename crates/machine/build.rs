@@ -1,0 +1,12 @@
+//! Builds the default firmware, which the binary embeds.
+fn main() {
+    firmware_build::rerun_if_changed();
+    let out = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR");
+    match firmware_build::build(&std::path::Path::new(&out).join("firmware")) {
+        Ok(firmware) => println!(
+            "cargo:rustc-env=KVMON_DEFAULT_FIRMWARE={}",
+            firmware.default.display()
+        ),
+        Err(error) => panic!("{error}"),
+    }
+}

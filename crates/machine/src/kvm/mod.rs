@@ -1,0 +1,352 @@
+//! The KVM platform: guest memory, the in-kernel irqchip and PIT, vCPU
+//! threads, the port and MMIO buses with the platform devices, ACPI tables
+//! and the booted kernel (or the default firmware).
+
+mod acpi;
+mod boot;
+mod control;
+mod cpuid;
+mod layout;
+mod memory;
+mod registers;
+mod requests;
+mod vcpu;
+
+use std::io::Write;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use devices::{
+    acpi_pm::ACPI_PM_PORT, Bus, DescribeAcpi, GenericEventDevice, IrqLine, PowerManagement, Serial,
+    COM1_IRQ, COM1_PORT, GED_PORT, I8042,
+};
+use kvm_bindings::{
+    kvm_irqchip, kvm_pit_config, kvm_pit_state2, kvm_userspace_memory_region, KVM_IRQCHIP_IOAPIC,
+    KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
+};
+use kvm_ioctls::{Kvm, VmFd};
+use mio::Waker;
+use qmp::commands::{CpuInfoFast, CpuInfoFastBase, CpuInfoFastVariant, CpuInstanceProperties};
+use qmp::QmpError;
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+pub use boot::BootSource;
+
+use crate::lifecycle::Execution;
+use crate::vm::{Platform, Request};
+use control::Control;
+use registers::Entry;
+use requests::Requests;
+
+/// The default firmware, built from firmware/ and booted without -kernel.
+pub const DEFAULT_FIRMWARE: &[u8] = include_bytes!(env!("KVMON_DEFAULT_FIRMWARE"));
+
+/// What the command line asks of a KVM machine.
+pub struct KvmConfig {
+    /// `-m`, in bytes.
+    pub ram_size: u64,
+    /// `-smp`
+    pub vcpus: u32,
+    pub boot: BootSource,
+    /// Where COM1's output goes; `None` for no serial port at all.
+    pub serial: Option<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for KvmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvmConfig")
+            .field("ram_size", &self.ram_size)
+            .field("vcpus", &self.vcpus)
+            .field("boot", &self.boot.kernel_name)
+            .field("serial", &self.serial.is_some())
+            .finish()
+    }
+}
+
+/// The in-kernel interrupt controllers and PIT as first created, to
+/// return to on a reset.
+struct ChipState {
+    pics_and_ioapic: Vec<kvm_irqchip>,
+    pit: kvm_pit_state2,
+}
+
+pub struct KvmPlatform {
+    vm: VmFd,
+    memory: GuestMemoryMmap,
+    ram_size: u64,
+    boot: BootSource,
+    acpi: acpi::Tables,
+    chips: ChipState,
+    control: Arc<Control>,
+    threads: Vec<JoinHandle<()>>,
+    serial: Option<Arc<Mutex<Serial>>>,
+    ged: Arc<Mutex<GenericEventDevice>>,
+    requests: Receiver<Request>,
+    /// Kept alive for the vCPU threads' sake: they hold the VM's fds.
+    _kvm: Kvm,
+}
+
+impl std::fmt::Debug for KvmPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvmPlatform")
+            .field("ram_size", &self.ram_size)
+            .field("vcpus", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns a KVM error into a sentence about what failed.
+fn kvm_error(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> String {
+    move |error| format!("cannot {what}: {error}")
+}
+
+impl KvmPlatform {
+    /// Builds the machine with its vCPUs parked; `waker` wakes the main
+    /// loop when a vCPU or device needs it.
+    pub fn new(config: KvmConfig, waker: Arc<Waker>) -> Result<KvmPlatform, String> {
+        let kvm = Kvm::new().map_err(|e| format!("Could not access KVM kernel module: {e}"))?;
+        let vm = kvm.create_vm().map_err(kvm_error("create a KVM VM"))?;
+        vm.set_tss_address(0xfffb_d000)
+            .map_err(kvm_error("set the TSS address"))?;
+        vm.create_irq_chip()
+            .map_err(kvm_error("create the in-kernel irqchip"))?;
+        vm.create_pit2(kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        })
+        .map_err(kvm_error("create the in-kernel PIT"))?;
+
+        let memory = memory::allocate(config.ram_size)?;
+        for (slot, region) in memory.iter().enumerate() {
+            let region = kvm_userspace_memory_region {
+                slot: slot as u32,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+                flags: 0,
+            };
+            // SAFETY: the region is a live mapping of guest memory that the
+            // platform keeps (in `memory`) as long as the VM exists.
+            unsafe { vm.set_user_memory_region(region) }
+                .map_err(kvm_error("register guest memory with KVM"))?;
+        }
+
+        let (requests, receiver) = Requests::new(waker);
+        let power: Arc<dyn devices::PowerControl> = Arc::new(requests.clone());
+        let mut pio = Bus::new();
+        let bus_error = |e: devices::BusError| format!("cannot place a device: {e}");
+        let irq = |gsi: u32| -> Result<IrqLine, String> {
+            let line = IrqLine::new(gsi).map_err(|e| format!("cannot create an interrupt: {e}"))?;
+            vm.register_irqfd(line.event(), gsi)
+                .map_err(kvm_error("connect an interrupt"))?;
+            Ok(line)
+        };
+        let serial = match config.serial {
+            Some(out) => {
+                let serial = Arc::new(Mutex::new(Serial::new(irq(COM1_IRQ)?, out)));
+                pio.insert(COM1_PORT, 8, serial.clone())
+                    .map_err(bus_error)?;
+                Some(serial)
+            }
+            None => None,
+        };
+        pio.insert(
+            I8042::PORT,
+            I8042::LEN,
+            Arc::new(Mutex::new(I8042::new(power.clone()))),
+        )
+        .map_err(bus_error)?;
+        pio.insert(
+            ACPI_PM_PORT,
+            PowerManagement::LEN,
+            Arc::new(Mutex::new(PowerManagement::new(power))),
+        )
+        .map_err(bus_error)?;
+        let ged = Arc::new(Mutex::new(GenericEventDevice::new(irq(layout::GED_GSI)?)));
+        pio.insert(GED_PORT, GenericEventDevice::LEN, ged.clone())
+            .map_err(bus_error)?;
+
+        let acpi = {
+            let ged = ged
+                .lock()
+                .map_err(|_| "the power button is unusable".to_string())?;
+            let serial = serial
+                .as_ref()
+                .map(|s| s.lock())
+                .transpose()
+                .map_err(|_| "the serial port is unusable".to_string())?;
+            let mut described: Vec<&dyn DescribeAcpi> = Vec::new();
+            if let Some(serial) = &serial {
+                described.push(&**serial);
+            }
+            described.push(&*ged);
+            acpi::build(config.vcpus, &described)?
+        };
+        acpi.write(&memory)?;
+        let entry =
+            boot::load(&memory, config.ram_size, &config.boot, acpi.rsdp).map_err(|e| e.0)?;
+
+        let chips = ChipState {
+            pics_and_ioapic: [
+                KVM_IRQCHIP_PIC_MASTER,
+                KVM_IRQCHIP_PIC_SLAVE,
+                KVM_IRQCHIP_IOAPIC,
+            ]
+            .into_iter()
+            .map(|chip_id| {
+                let mut chip = kvm_irqchip {
+                    chip_id,
+                    ..Default::default()
+                };
+                vm.get_irqchip(&mut chip).map(|()| chip)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(kvm_error("read the irqchip state"))?,
+            pit: vm.get_pit2().map_err(kvm_error("read the PIT state"))?,
+        };
+
+        control::install_kick_handler()?;
+        let supported = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_error("read the CPUID KVM supports"))?;
+        let msr_list = kvm
+            .get_msr_index_list()
+            .map_err(kvm_error("read the MSRs KVM supports"))?;
+        let control = Arc::new(Control::new(config.vcpus as usize, entry));
+        let shared = vcpu::Shared {
+            control: control.clone(),
+            pio: Arc::new(pio),
+            mmio: Arc::new(Bus::new()),
+            requests,
+            msrs: Arc::new(registers::boot_msrs(msr_list.as_slice())),
+        };
+        let mut threads = Vec::new();
+        for index in 0..config.vcpus {
+            let fd = vm
+                .create_vcpu(u64::from(index))
+                .map_err(kvm_error("create a vCPU"))?;
+            fd.set_cpuid2(&cpuid::for_vcpu(&supported, index, config.vcpus))
+                .map_err(kvm_error("set a vCPU's CPUID"))?;
+            let initial =
+                registers::Initial::read(&fd).map_err(kvm_error("read a vCPU's state"))?;
+            let thread = vcpu::spawn(index, fd, initial, shared.clone())
+                .map_err(|e| format!("cannot start a vCPU thread: {e}"))?;
+            threads.push(thread);
+        }
+        control.wait_started();
+
+        Ok(KvmPlatform {
+            vm,
+            memory,
+            ram_size: config.ram_size,
+            boot: config.boot,
+            acpi,
+            chips,
+            control,
+            threads,
+            serial,
+            ged,
+            requests: receiver,
+            _kvm: kvm,
+        })
+    }
+
+    /// Loads the boot image and tables again and returns the chips to
+    /// their first state.
+    fn reload(&mut self) -> Result<Entry, String> {
+        for chip in &self.chips.pics_and_ioapic {
+            self.vm
+                .set_irqchip(chip)
+                .map_err(kvm_error("reset the irqchip"))?;
+        }
+        self.vm
+            .set_pit2(&self.chips.pit)
+            .map_err(kvm_error("reset the PIT"))?;
+        self.acpi.write(&self.memory)?;
+        boot::load(&self.memory, self.ram_size, &self.boot, self.acpi.rsdp).map_err(|e| e.0)
+    }
+}
+
+impl Execution for KvmPlatform {
+    fn pause(&mut self) {
+        self.control.pause();
+    }
+
+    fn resume(&mut self) {
+        self.control.resume();
+    }
+
+    fn reset(&mut self) {
+        match self.reload() {
+            Ok(entry) => self.control.reset(entry),
+            Err(error) => log::error!("the reset failed: {error}"),
+        }
+    }
+}
+
+impl Platform for KvmPlatform {
+    fn press_power_button(&mut self) {
+        match self.ged.lock() {
+            Ok(ged) => ged.press_power_button(),
+            Err(_) => log::error!("the power button is unusable"),
+        }
+    }
+
+    fn inject_nmi(&mut self) -> Result<(), QmpError> {
+        self.control.inject_nmi();
+        Ok(())
+    }
+
+    /// As QEMU's microvm: one socket of single-threaded cores; the first
+    /// CPU is the first QOM object made, the others come after the
+    /// machine's next one.
+    fn cpus(&self) -> Vec<CpuInfoFast> {
+        self.control
+            .thread_ids()
+            .into_iter()
+            .enumerate()
+            .map(|(index, tid)| {
+                let index = index as i64;
+                let device = if index == 0 { 0 } else { index + 1 };
+                CpuInfoFast {
+                    base: CpuInfoFastBase {
+                        cpu_index: index,
+                        qom_path: format!("/machine/unattached/device[{device}]"),
+                        thread_id: i64::from(tid),
+                        props: Some(CpuInstanceProperties {
+                            node_id: None,
+                            drawer_id: None,
+                            book_id: None,
+                            socket_id: Some(0),
+                            die_id: None,
+                            cluster_id: None,
+                            module_id: None,
+                            core_id: Some(index),
+                            thread_id: Some(0),
+                        }),
+                    },
+                    target: CpuInfoFastVariant::X86_64(()),
+                }
+            })
+            .collect()
+    }
+
+    fn take_requests(&mut self) -> Vec<Request> {
+        self.requests.try_iter().collect()
+    }
+
+    fn console_input(&mut self, data: &[u8]) -> usize {
+        match &self.serial {
+            Some(serial) => serial.lock().map(|mut s| s.enqueue(data)).unwrap_or(0),
+            None => data.len(),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.control.exit();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The machine the monitor drives: its run states and lifecycle, and the
+//! machine commands, over a platform — KVM with vCPUs and devices, or
+//! nothing at all for `-machine none` (what libvirt probes with).
+
+use events::{PowerdownEvent, Publisher};
+use qmp::commands::{
+    Cont, CpuInfoFast, Handles, InjectNmi, KvmInfo, MachineCommands, NameInfo, QueryCpusFast,
+    QueryKvm, QueryName, QueryStatus, QueryTarget, QueryUuid, Quit, SetAction, Stop, SysEmuTarget,
+    SystemPowerdown, SystemReset, TargetInfo, UuidInfo,
+};
+use qmp::types::{RunState, ShutdownCause, StatusInfo};
+use qmp::QmpError;
+
+use devices::PowerRequest;
+
+use crate::lifecycle::{Execution, Lifecycle, NoVcpus};
+use crate::MachineConfig;
+
+/// What vCPU threads and devices ask of the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Power(PowerRequest),
+    /// KVM could not run vCPU `cpu`; the VM stops in internal-error.
+    InternalError {
+        cpu: u32,
+    },
+}
+
+/// What a machine is made of, beneath its run states.
+pub trait Platform: Execution + Send {
+    /// `system_powerdown`: tell the guest (the ACPI power button).
+    fn press_power_button(&mut self) {}
+
+    fn inject_nmi(&mut self) -> Result<(), QmpError> {
+        Err(QmpError::generic("machine does not provide NMIs"))
+    }
+
+    fn cpus(&self) -> Vec<CpuInfoFast> {
+        Vec::new()
+    }
+
+    /// Requests that arrived since the last call.
+    fn take_requests(&mut self) -> Vec<Request> {
+        Vec::new()
+    }
+
+    /// Input for the guest's serial console; returns how much was taken.
+    fn console_input(&mut self, data: &[u8]) -> usize {
+        data.len()
+    }
+
+    /// Stops the vCPUs for good, before kvmon exits.
+    fn finish(&mut self) {}
+}
+
+impl Platform for NoVcpus {}
+
+#[derive(Debug)]
+pub struct Vm {
+    config: MachineConfig,
+    lifecycle: Lifecycle,
+    platform: Box<dyn Platform>,
+    events: Publisher,
+}
+
+impl Vm {
+    /// A machine on `platform`, whose vCPUs are parked until `launch`.
+    pub fn new(config: MachineConfig, platform: Box<dyn Platform>, events: Publisher) -> Vm {
+        let lifecycle = Lifecycle::new(config.start_paused, config.actions, events.clone());
+        Vm {
+            config,
+            lifecycle,
+            platform,
+            events,
+        }
+    }
+
+    /// `-machine none`.
+    pub fn none(config: MachineConfig, events: Publisher) -> Vm {
+        Vm::new(config, Box::new(NoVcpus), events)
+    }
+
+    /// Lets the vCPUs run, once the monitors are up, unless `-S` asked for
+    /// prelaunch.
+    pub fn launch(&mut self) {
+        if self.lifecycle.states.is_running() {
+            self.platform.resume();
+        }
+    }
+
+    /// A shutdown requested from outside the guest, e.g. on SIGTERM.
+    pub fn shutdown(&mut self, cause: ShutdownCause) {
+        self.lifecycle.shutdown(cause, &mut *self.platform);
+    }
+
+    /// Acts on what the vCPUs and devices asked for since the last call.
+    pub fn process_requests(&mut self) {
+        let mut requests = self.platform.take_requests();
+        requests.dedup();
+        for request in requests {
+            if self.lifecycle.exit_status().is_some() {
+                return;
+            }
+            match request {
+                Request::Power(PowerRequest::Reset) => self
+                    .lifecycle
+                    .reset(ShutdownCause::GuestReset, &mut *self.platform),
+                Request::Power(PowerRequest::PowerOff) => self
+                    .lifecycle
+                    .shutdown(ShutdownCause::GuestShutdown, &mut *self.platform),
+                Request::InternalError { cpu } => {
+                    log::error!("vCPU {cpu} cannot go on: the VM stops in internal-error");
+                    self.lifecycle
+                        .stop(RunState::InternalError, &mut *self.platform);
+                }
+            }
+        }
+    }
+
+    pub fn console_input(&mut self, data: &[u8]) -> usize {
+        self.platform.console_input(data)
+    }
+
+    /// Stops the vCPUs for good.
+    pub fn finish(&mut self) {
+        self.platform.finish();
+    }
+}
+
+impl MachineCommands for Vm {
+    fn exit_status(&self) -> Option<i32> {
+        self.lifecycle.exit_status()
+    }
+}
+
+impl Handles<QueryStatus> for Vm {
+    fn handle(&mut self, _: QueryStatus) -> Result<StatusInfo, QmpError> {
+        let states = &self.lifecycle.states;
+        Ok(StatusInfo {
+            running: states.is_running(),
+            status: states.current(),
+        })
+    }
+}
+
+impl Handles<Stop> for Vm {
+    fn handle(&mut self, _: Stop) -> Result<(), QmpError> {
+        self.lifecycle.stop(RunState::Paused, &mut *self.platform);
+        Ok(())
+    }
+}
+
+impl Handles<Cont> for Vm {
+    fn handle(&mut self, _: Cont) -> Result<(), QmpError> {
+        self.lifecycle.states.check_cont()?;
+        self.lifecycle.start(&mut *self.platform);
+        Ok(())
+    }
+}
+
+impl Handles<Quit> for Vm {
+    fn handle(&mut self, _: Quit) -> Result<(), QmpError> {
+        self.shutdown(ShutdownCause::HostQmpQuit);
+        Ok(())
+    }
+}
+
+impl Handles<SystemReset> for Vm {
+    fn handle(&mut self, _: SystemReset) -> Result<(), QmpError> {
+        self.lifecycle
+            .reset(ShutdownCause::HostQmpSystemReset, &mut *self.platform);
+        Ok(())
+    }
+}
+
+impl Handles<SystemPowerdown> for Vm {
+    fn handle(&mut self, _: SystemPowerdown) -> Result<(), QmpError> {
+        self.events.publish(PowerdownEvent {});
+        self.platform.press_power_button();
+        Ok(())
+    }
+}
+
+impl Handles<SetAction> for Vm {
+    fn handle(&mut self, set: SetAction) -> Result<(), QmpError> {
+        self.lifecycle.actions.apply(&set);
+        Ok(())
+    }
+}
+
+impl Handles<InjectNmi> for Vm {
+    fn handle(&mut self, _: InjectNmi) -> Result<(), QmpError> {
+        self.platform.inject_nmi()
+    }
+}
+
+impl Handles<QueryCpusFast> for Vm {
+    fn handle(&mut self, _: QueryCpusFast) -> Result<Vec<CpuInfoFast>, QmpError> {
+        Ok(self.platform.cpus())
+    }
+}
+
+impl Handles<QueryName> for Vm {
+    fn handle(&mut self, _: QueryName) -> Result<NameInfo, QmpError> {
+        Ok(NameInfo {
+            name: self.config.name.clone(),
+        })
+    }
+}
+
+impl Handles<QueryUuid> for Vm {
+    fn handle(&mut self, _: QueryUuid) -> Result<UuidInfo, QmpError> {
+        Ok(UuidInfo {
+            uuid: self.config.uuid.unwrap_or_default().to_string(),
+        })
+    }
+}
+
+impl Handles<QueryKvm> for Vm {
+    fn handle(&mut self, _: QueryKvm) -> Result<KvmInfo, QmpError> {
+        Ok(KvmInfo {
+            enabled: self.config.kvm_enabled,
+            present: true,
+        })
+    }
+}
+
+impl Handles<QueryTarget> for Vm {
+    fn handle(&mut self, _: QueryTarget) -> Result<TargetInfo, QmpError> {
+        Ok(TargetInfo {
+            arch: SysEmuTarget::X86_64,
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! kvmon's test guest.  The first word of the command line (`-append`)
+//! picks a scenario, which exercises the machine from inside and reports on
+//! COM1 in lines the tests parse:
+//!
+//! ```text
+//! kvmon-test: <what> [key=value ...]
+//! ```
+//!
+//! Scenarios: `idle` (the default: waits, powers off on the power button),
+//! `poweroff`, `acpi-reset`, `i8042-reset`, `triple-fault` (each resets once,
+//! then reports `rebooted` and idles), `count` (reports `tick n=N` while it
+//! runs), `nmi` (reports each NMI), `mmio-exec` (executes from a hole in
+//! guest memory, which KVM cannot emulate).
+
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use fw::acpi::Acpi;
+use fw::interrupts::{self, IRQ_BASE, NMI};
+use fw::{power, println};
+
+fw::entry!(main);
+
+/// Survives a reset (RAM is kept; the image is reloaded; a BIOS may clear
+/// the first MiB): set before a scenario resets, so the next boot knows it
+/// is the second.
+const REBOOT_MARK: u64 = 0x20_0000;
+const REBOOT_MAGIC: u64 = 0x6b76_6d6f_6e21_0001;
+/// An address in the 32-bit MMIO hole with no device behind it.
+const MMIO_HOLE: u64 = 0xd000_0000;
+
+static mut ACPI: Option<Acpi> = None;
+static NMIS: AtomicU64 = AtomicU64::new(0);
+
+fn main(boot: &fw::Boot) -> ! {
+    let scenario = boot
+        .cmdline
+        .split(' ')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("idle");
+    let acpi = Acpi::find(boot.rsdp);
+    // SAFETY: written once before interrupts are enabled, read by the handler.
+    unsafe { ACPI = acpi };
+    interrupts::init(on_interrupt);
+    let power_button = acpi
+        .and_then(|acpi| Some((acpi, acpi.ged_interrupt()?)))
+        .is_some_and(|(acpi, gsi)| interrupts::route(&acpi, gsi, 0));
+    println!(
+        "kvmon-test: start scenario={scenario} cpu={} acpi={} power-button={}",
+        interrupts::apic_id(),
+        acpi.is_some(),
+        power_button
+    );
+    match scenario {
+        "idle" | "nmi" => idle(),
+        "poweroff" => {
+            // The VMM acts on the write when it gets to it; wait meanwhile.
+            if !acpi.is_some_and(|acpi| power::acpi_poweroff(&acpi)) {
+                println!("kvmon-test: error what=no-sleep-register");
+            }
+            idle()
+        }
+        "acpi-reset" | "i8042-reset" | "triple-fault" => reset_once(scenario, acpi),
+        "count" => count(),
+        "mmio-exec" => {
+            println!("kvmon-test: jumping to {MMIO_HOLE:#x}");
+            // SAFETY: deliberately jumps into the MMIO hole; the VMM stops
+            // the VM there, so this never returns.
+            unsafe { core::arch::asm!("jmp {}", in(reg) MMIO_HOLE, options(noreturn)) }
+        }
+        other => {
+            println!("kvmon-test: error what=unknown-scenario name={other}");
+            idle()
+        }
+    }
+}
+
+fn idle() -> ! {
+    loop {
+        fw::wait_for_interrupt();
+    }
+}
+
+fn reset_once(scenario: &str, acpi: Option<Acpi>) -> ! {
+    let mark = REBOOT_MARK as *mut u64;
+    // SAFETY: REBOOT_MARK is RAM that neither the VMM nor the image uses.
+    if unsafe { mark.read_volatile() } == REBOOT_MAGIC {
+        // SAFETY: as above.
+        unsafe { mark.write_volatile(0) };
+        println!("kvmon-test: rebooted via={scenario}");
+        idle()
+    }
+    // SAFETY: as above.
+    unsafe { mark.write_volatile(REBOOT_MAGIC) };
+    println!("kvmon-test: resetting via={scenario}");
+    match (scenario, acpi) {
+        ("acpi-reset", Some(acpi)) if power::acpi_reset(&acpi) => {}
+        ("i8042-reset", _) => power::i8042_reset(),
+        ("triple-fault", _) => power::triple_fault(),
+        _ => println!("kvmon-test: error what=no-reset-register"),
+    }
+    // The VMM resets the machine when it gets to it; wait meanwhile.
+    idle()
+}
+
+/// Counts busy-loop rounds with interrupts on, reporting every round.
+fn count() -> ! {
+    // SAFETY: interrupts may arrive from here on; the handlers are installed.
+    unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    let mut n: u64 = 0;
+    loop {
+        for i in 0..20_000u64 {
+            core::hint::black_box(i);
+        }
+        n += 1;
+        println!("kvmon-test: tick n={n}");
+    }
+}
+
+fn on_interrupt(vector: u8) {
+    match vector {
+        NMI => {
+            let n = NMIS.fetch_add(1, Ordering::SeqCst) + 1;
+            println!("kvmon-test: nmi n={n} cpu={}", interrupts::apic_id());
+        }
+        IRQ_BASE => {
+            println!("kvmon-test: power-button");
+            // SAFETY: set before interrupts were enabled.
+            if let Some(acpi) = unsafe { ACPI } {
+                power::acpi_poweroff(&acpi);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,58 @@
+//! What the VMM hands over at a PVH entry: the `hvm_start_info` structure
+//! (Xen's arch-x86/hvm/start_info.h) with the command line and the RSDP.
+
+use crate::io::physical;
+
+const MAGIC: u32 = 0x336e_c578;
+
+/// The parts of the start info the programs use.
+#[derive(Debug, Clone, Copy)]
+pub struct Boot {
+    pub cmdline: &'static str,
+    /// Physical address of the ACPI RSDP, 0 when the VMM gave none.
+    pub rsdp: u64,
+}
+
+impl Boot {
+    pub fn read(start_info: u32) -> Boot {
+        let empty = Boot {
+            cmdline: "",
+            rsdp: 0,
+        };
+        if start_info == 0 {
+            return empty;
+        }
+        // SAFETY: the VMM put the 56-byte start info at this address.
+        let raw = unsafe { physical(u64::from(start_info), 56) };
+        let u32_at =
+            |at: usize| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+        let u64_at = |at: usize| u64::from(u32_at(at)) | u64::from(u32_at(at + 4)) << 32;
+        if u32_at(0) != MAGIC {
+            return empty;
+        }
+        Boot {
+            cmdline: c_string(u64_at(24)),
+            rsdp: u64_at(32),
+        }
+    }
+
+    /// The value of `key=value` on the command line, or `None`.
+    pub fn arg(&self, key: &str) -> Option<&'static str> {
+        self.cmdline.split(' ').find_map(|word| {
+            let (k, v) = word.split_once('=')?;
+            (k == key).then_some(v)
+        })
+    }
+}
+
+/// The NUL-terminated string at `address` (at most 4 KiB), or "".
+fn c_string(address: u64) -> &'static str {
+    if address == 0 || address >= 1 << 32 {
+        return "";
+    }
+    // SAFETY: the command line lies in RAM below 4 GiB; we read at most a
+    // page, stopping at the NUL.
+    let bytes = unsafe { physical(address, 4096) };
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(0);
+    core::str::from_utf8(&bytes[..len]).unwrap_or("")
+}
