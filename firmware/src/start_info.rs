@@ -11,6 +11,8 @@ pub struct Boot {
     pub cmdline: &'static str,
     /// Physical address of the ACPI RSDP, 0 when the VMM gave none.
     pub rsdp: u64,
+    /// Bytes of RAM in the memory map.
+    pub ram: u64,
 }
 
 impl Boot {
@@ -18,6 +20,7 @@ impl Boot {
         let empty = Boot {
             cmdline: "",
             rsdp: 0,
+            ram: 0,
         };
         if start_info == 0 {
             return empty;
@@ -33,6 +36,7 @@ impl Boot {
         Boot {
             cmdline: c_string(u64_at(24)),
             rsdp: u64_at(32),
+            ram: ram(u64_at(40), u32_at(48)),
         }
     }
 
@@ -43,6 +47,25 @@ impl Boot {
             (k == key).then_some(v)
         })
     }
+}
+
+/// The RAM (type 1) in the memory map of `entries` entries at `address`.
+fn ram(address: u64, entries: u32) -> u64 {
+    if address == 0 || address >= 1 << 32 {
+        return 0;
+    }
+    // SAFETY: the VMM put the memory map, 24 bytes per entry, at this address.
+    let map = unsafe { physical(address, 24 * entries.min(128) as usize) };
+    map.chunks_exact(24)
+        .filter(|entry| entry[16] == 1)
+        .map(|entry| {
+            let size: [u8; 8] = [
+                entry[8], entry[9], entry[10], entry[11], entry[12], entry[13], entry[14],
+                entry[15],
+            ];
+            u64::from_le_bytes(size)
+        })
+        .sum()
 }
 
 /// The NUL-terminated string at `address` (at most 4 KiB), or "".

@@ -8,4 +8,4 @@ pub mod client;
 pub mod process;
 
 pub use client::{normalize, Client};
-pub use process::{kvmon_bin, qemu_bin, TempDir, Vmm};
+pub use process::{default_firmware, kvmon_bin, qemu_bin, test_guest, TempDir, Vmm, QEMU_KVM};

@@ -30,6 +30,27 @@ pub fn kvmon_bin() -> PathBuf {
     .clone()
 }
 
+/// The firmware test guest, built from firmware/ by this crate's build script.
+pub fn test_guest() -> PathBuf {
+    PathBuf::from(env!("KVMON_TEST_GUEST"))
+}
+
+/// The default firmware kvmon embeds, as a file (for QEMU to boot).
+pub fn default_firmware() -> PathBuf {
+    PathBuf::from(env!("KVMON_FIRMWARE"))
+}
+
+/// What QEMU needs on hosts like the test machines, whose KVM cannot set
+/// MSR 0x10a and does not emulate cmpxchg16b.
+pub const QEMU_KVM: &[&str] = &[
+    "-M",
+    "microvm",
+    "-accel",
+    "kvm",
+    "-cpu",
+    "host,-arch-capabilities,-cx16",
+];
+
 /// QEMU, the reference; `cargo xtask ci` installs it.
 pub fn qemu_bin() -> PathBuf {
     let path = PathBuf::from("/usr/bin/qemu-system-x86_64");
@@ -104,6 +125,80 @@ impl Vmm {
         vmm.qmp = qmp;
         vmm.wait_for_socket();
         vmm
+    }
+
+    /// kvmon booting a guest on KVM, its serial port in the file `serial`:
+    /// `kvmon -qmp unix:DIR/qmp.sock,server=on,wait=off -serial file:DIR/serial ARGS...`
+    pub fn guest(args: &[&str]) -> Vmm {
+        Vmm::guest_of(&kvmon_bin(), args)
+    }
+
+    /// The test guest running `scenario`, held in prelaunch (-S) so that a
+    /// client sees every event from the first instruction on.
+    pub fn scenario(scenario: &str, extra: &[&str]) -> Vmm {
+        let guest = test_guest();
+        let mut args = vec![
+            "-S",
+            "-kernel",
+            guest.to_str().unwrap(),
+            "-append",
+            scenario,
+        ];
+        args.extend_from_slice(extra);
+        Vmm::guest(&args)
+    }
+
+    /// The same for QEMU's microvm on KVM, with `-nodefaults` (kvmon's
+    /// microvm has no further default devices to drop).
+    pub fn qemu_scenario(scenario: &str, extra: &[&str]) -> Vmm {
+        let guest = test_guest();
+        let mut args = QEMU_KVM.to_vec();
+        args.extend_from_slice(&["-nodefaults", "-display", "none", "-S"]);
+        args.extend_from_slice(&["-kernel", guest.to_str().unwrap(), "-append", scenario]);
+        args.extend_from_slice(extra);
+        Vmm::guest_of(&qemu_bin(), &args)
+    }
+
+    /// QEMU's microvm on KVM with `args` (as given to kvmon).
+    pub fn qemu_scenario_with(args: &[&str]) -> Vmm {
+        let mut all = QEMU_KVM.to_vec();
+        all.extend_from_slice(&["-nodefaults", "-display", "none"]);
+        all.extend_from_slice(args);
+        Vmm::guest_of(&qemu_bin(), &all)
+    }
+
+    fn guest_of(program: &Path, args: &[&str]) -> Vmm {
+        let dir = TempDir::new();
+        let qmp = dir.join("qmp.sock");
+        let qmp_arg = format!("unix:{},server=on,wait=off", qmp.display());
+        let serial_arg = format!("file:{}", dir.join("serial").display());
+        let mut all = vec!["-qmp", &qmp_arg, "-serial", &serial_arg];
+        all.extend_from_slice(args);
+        let mut vmm = Vmm::spawn(program, &all, dir);
+        vmm.wait_for_socket();
+        vmm
+    }
+
+    /// What the guest has written to its serial port so far.
+    pub fn serial(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serial")).unwrap_or_default()
+    }
+
+    /// Waits until the serial output contains `needle`; returns the output.
+    pub fn wait_for_serial(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let serial = self.serial();
+            if serial.contains(needle) {
+                return serial;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} on the serial port; it shows:\n{serial}\nstderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Starts `program args...` with stdout and stderr going to files in `dir`.

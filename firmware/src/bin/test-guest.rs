@@ -9,8 +9,10 @@
 //! Scenarios: `idle` (the default: waits, powers off on the power button),
 //! `poweroff`, `acpi-reset`, `i8042-reset`, `triple-fault` (each resets once,
 //! then reports `rebooted` and idles), `count` (reports `tick n=N` while it
-//! runs), `nmi` (reports each NMI), `mmio-exec` (executes from a hole in
-//! guest memory, which KVM cannot emulate).
+//! runs), `nmi` (reports each NMI), `echo` (reports each byte COM1
+//! receives), `mmio-exec` (executes from a hole in guest memory, which KVM
+//! cannot emulate).  The first line gives the scenario, the CPU, and the
+//! RAM the memory map shows.
 
 #![no_std]
 #![no_main]
@@ -49,8 +51,9 @@ fn main(boot: &fw::Boot) -> ! {
         .and_then(|acpi| Some((acpi, acpi.ged_interrupt()?)))
         .is_some_and(|(acpi, gsi)| interrupts::route(&acpi, gsi, 0));
     println!(
-        "kvmon-test: start scenario={scenario} cpu={} acpi={} power-button={}",
+        "kvmon-test: start scenario={scenario} cpu={} ram={} acpi={} power-button={}",
         interrupts::apic_id(),
+        boot.ram,
         acpi.is_some(),
         power_button
     );
@@ -65,6 +68,7 @@ fn main(boot: &fw::Boot) -> ! {
         }
         "acpi-reset" | "i8042-reset" | "triple-fault" => reset_once(scenario, acpi),
         "count" => count(),
+        "echo" => echo(),
         "mmio-exec" => {
             println!("kvmon-test: jumping to {MMIO_HOLE:#x}");
             // SAFETY: deliberately jumps into the MMIO hole; the VMM stops
@@ -117,6 +121,15 @@ fn count() -> ! {
         }
         n += 1;
         println!("kvmon-test: tick n={n}");
+    }
+}
+
+/// Reports each byte COM1 receives, polling its line status.
+fn echo() -> ! {
+    loop {
+        if fw::io::inb(0x3fd) & 1 != 0 {
+            println!("kvmon-test: got {:#04x}", fw::io::inb(0x3f8));
+        }
     }
 }
 

@@ -371,11 +371,19 @@ impl Builder {
         let machine_type = self.machine.get("type").unwrap_or("microvm").to_string();
         let guest = match machine_type.as_str() {
             "none" => {
-                self.check_machine_properties("none-machine")?;
+                if let Some(property) = self.machine_property() {
+                    return Err(CliError::bare(format!(
+                        "Property 'none-machine.{property}' not found"
+                    )));
+                }
                 None
             }
             "microvm" => {
-                self.check_machine_properties("microvm-machine")?;
+                if let Some(property) = self.machine_property() {
+                    return Err(CliError::bare(format!(
+                        "Property 'microvm-machine.{property}' is not supported by kvmon"
+                    )));
+                }
                 Some(self.guest()?)
             }
             other => {
@@ -406,18 +414,12 @@ impl Builder {
         })
     }
 
-    /// kvmon's machines take no properties but the accelerator.
-    fn check_machine_properties(&self, machine: &str) -> Result<(), CliError> {
-        match self
-            .machine
+    /// A machine property other than the accelerator: kvmon's machines
+    /// take none.
+    fn machine_property(&self) -> Option<&str> {
+        self.machine
             .keys()
             .find(|key| !matches!(*key, "type" | "accel"))
-        {
-            Some(property) => Err(CliError::bare(format!(
-                "Property '{machine}.{property}' not found"
-            ))),
-            None => Ok(()),
-        }
     }
 
     /// The KVM guest: memory, vCPUs, what to boot and the serial port.  A

@@ -95,7 +95,13 @@ pub fn load(
             ))
         }
     };
-    let loaded = loaded.map_err(|e| bad(format!("cannot load the kernel: {e}")))?;
+    // linux-loader's texts repeat "Kernel Loader: " at every level.
+    let loaded = loaded.map_err(|e| {
+        bad(format!(
+            "cannot load the kernel: {}",
+            e.to_string().replace("Kernel Loader: ", "")
+        ))
+    })?;
     let kernel_end = loaded.kernel_load.raw_value() + loaded.kernel_end;
 
     let cmdline = Cmdline::try_from(&source.cmdline, CMDLINE_MAX)

@@ -96,16 +96,21 @@ impl std::fmt::Debug for KvmPlatform {
     }
 }
 
-/// Turns a KVM error into a sentence about what failed.
+/// Turns a KVM error into a sentence about what failed, with the C
+/// library's text for the error.
 fn kvm_error(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> String {
-    move |error| format!("cannot {what}: {error}")
+    move |error| {
+        let text = std::io::Error::from_raw_os_error(error.errno()).to_string();
+        let text = text.split(" (os error").next().unwrap_or_default();
+        format!("cannot {what}: {text}")
+    }
 }
 
 impl KvmPlatform {
     /// Builds the machine with its vCPUs parked; `waker` wakes the main
     /// loop when a vCPU or device needs it.
     pub fn new(config: KvmConfig, waker: Arc<Waker>) -> Result<KvmPlatform, String> {
-        let kvm = Kvm::new().map_err(|e| format!("Could not access KVM kernel module: {e}"))?;
+        let kvm = Kvm::new().map_err(|e| kvm_error("open /dev/kvm")(e))?;
         let vm = kvm.create_vm().map_err(kvm_error("create a KVM VM"))?;
         vm.set_tss_address(0xfffb_d000)
             .map_err(kvm_error("set the TSS address"))?;
