@@ -95,7 +95,9 @@ fn help_and_version_go_to_stdout_with_status_zero() {
         (code, stdout.as_str()),
         (
             Some(0),
-            "Supported machines are:\nnone                 empty machine\n"
+            "Supported machines are:\n\
+             microvm              microvm (i386) (default)\n\
+             none                 empty machine\n"
         )
     );
 }

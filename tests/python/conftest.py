@@ -1,5 +1,6 @@
 """Fixtures: a kvmon process with a QMP socket, for the real qemu.qmp client."""
 
+import asyncio
 import os
 import pathlib
 import shutil
@@ -21,13 +22,20 @@ def kvmon_bin() -> str:
     return str(path)
 
 
-class Kvmon:
-    """A running `kvmon -machine none -S` with its QMP socket at `self.socket`."""
+def run(coroutine, timeout: float = 30):
+    """Runs a client scenario to its end, failing it after `timeout` seconds."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
 
-    def __init__(self, directory: pathlib.Path, extra=()):
+
+class Kvmon:
+    """A running `kvmon -machine none -S` (or with `machine`, a guest) with
+    its QMP socket at `self.socket` and its serial port in `self.serial_path`."""
+
+    def __init__(self, directory: pathlib.Path, extra=(), machine=("-machine", "none", "-S")):
         self.socket = directory / "qmp.sock"
         self.stderr_path = directory / "stderr"
-        args = [kvmon_bin(), "-machine", "none", "-S",
+        self.serial_path = directory / "serial"
+        args = [kvmon_bin(), *machine,
                 "-qmp", f"unix:{self.socket},server=on,wait=off", *extra]
         with open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL,
@@ -46,6 +54,18 @@ class Kvmon:
     def stderr(self) -> str:
         return self.stderr_path.read_text()
 
+    def serial(self) -> str:
+        try:
+            return self.serial_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_serial(self, text: str, timeout: float = 20):
+        deadline = time.monotonic() + timeout
+        while text not in self.serial():
+            assert time.monotonic() < deadline, f"no {text!r} on the serial port: {self.serial()!r}"
+            time.sleep(0.005)
+
     def stop(self):
         if self.process.poll() is None:
             self.process.kill()
@@ -63,5 +83,14 @@ def workdir():
 @pytest.fixture
 def kvmon(workdir):
     vmm = Kvmon(workdir)
+    yield vmm
+    vmm.stop()
+
+
+@pytest.fixture
+def guest(workdir):
+    """kvmon booting its default firmware on KVM: `-m 256 -smp 2`."""
+    vmm = Kvmon(workdir, machine=("-m", "256", "-smp", "2",
+                                  "-serial", f"file:{workdir / 'serial'}"))
     yield vmm
     vmm.stop()

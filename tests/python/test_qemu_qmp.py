@@ -7,13 +7,9 @@ import pytest
 from qemu.qmp import EventListener, ExecuteError, QMPClient
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from conftest import kvmon_bin
+from conftest import kvmon_bin, run
 
 PRELAUNCH = {"status": "prelaunch", "running": False}
-
-
-def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 30))
 
 
 def test_qmpclient_connects_negotiates_oob_and_executes(kvmon):

@@ -34,6 +34,7 @@ pub fn ci() -> Result<(), String> {
     // A smoke run: it keeps the benchmark working, and its small counts are
     // too noisy to gate on; the recorded full run is in docs/benchmarks.md.
     run("cargo", &["xtask", "bench", "qmp", "--quick"], &[])?;
+    run("cargo", &["xtask", "bench", "boot", "--quick"], &[])?;
     println!("ci: all passed");
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! - `ci`: install what the tests need, then format check, clippy and every test.
 //! - `qmp-docs`: regenerate docs/qmp/ from the schema.
-//! - `bench qmp [--quick] [--record]`: kvmon against QEMU on the QMP workloads.
+//! - `firmware`: build the guest programs of firmware/ into target/firmware/.
+//! - `bench qmp|boot [--quick] [--record]`: kvmon against QEMU, side by side.
 
 mod bench;
 mod ci;
@@ -16,8 +17,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::ci(),
         Some("qmp-docs") => qmp_docs(),
+        Some("firmware") => firmware(),
         Some("bench") => bench::run(&args[1..]),
-        _ => Err("usage: cargo xtask ci | qmp-docs | bench qmp [--quick] [--record]".to_string()),
+        _ => Err(
+            "usage: cargo xtask ci | qmp-docs | firmware | bench qmp|boot [--quick] [--record]"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,5 +50,14 @@ fn qmp_docs() -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// Builds the firmware programs where QEMU (or kvmon's `-kernel`) can boot
+/// them: target/firmware/.
+fn firmware() -> Result<(), String> {
+    let built = firmware_build::build(&root().join("target/firmware"))?;
+    println!("{}", built.default.display());
+    println!("{}", built.test_guest.display());
     Ok(())
 }

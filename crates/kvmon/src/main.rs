@@ -6,6 +6,7 @@ mod cli;
 mod console;
 mod daemon;
 mod guest;
+mod machine;
 mod main_loop;
 mod signals;
 
@@ -83,6 +84,7 @@ fn start(mut config: Config, program: &str) -> Result<i32, CliError> {
         config.guest,
         config.monitors,
         daemon,
+        program,
         &mut say,
     )
 }

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events::EventBus;
-use machine::{MachineConfig, Vm};
+use machine::MachineConfig;
 use mio::{Events, Interest, Poll, Token, Waker};
 use monitor::{command_table, MonitorSpec, Server};
 use qmp::commands::MachineCommands;
 use qmp::types::ShutdownCause;
 
 use crate::cli::{CliError, GuestConfig};
+use crate::console::Console;
 use crate::daemon::Daemon;
+use crate::machine::Machine;
 use crate::signals::Signals;
 
 /// The event bus and the machine's requests share the loop's one waker.
@@ -42,6 +44,7 @@ pub fn run(
     guest: Option<GuestConfig>,
     monitors: Vec<MonitorSpec>,
     daemon: Option<Daemon>,
+    program: &str,
     say: &mut dyn FnMut(String),
 ) -> Result<i32, CliError> {
     let setup = |what: &str, error: io::Error| CliError::bare(format!("cannot {what}: {error}"));
@@ -50,15 +53,15 @@ pub fn run(
         Waker::new(poll.registry(), EVENTS).map_err(|e| setup("create the event loop", e))?;
     let waker = Arc::new(waker);
     let bus = EventBus::new(waker.clone());
-    let (mut machine, mut console) = match &guest {
-        Some(guest) => {
-            let (platform, console) = crate::guest::build(guest, waker, say)?;
-            (
-                Vm::new(machine_config, Box::new(platform), bus.publisher()),
-                Some(console),
-            )
-        }
-        None => (Vm::none(machine_config, bus.publisher()), None),
+    let mut machine = match guest {
+        Some(guest) => Machine::build(
+            machine_config,
+            guest,
+            bus.publisher(),
+            waker,
+            program.to_string(),
+        )?,
+        None => Machine::none(machine_config, bus.publisher()),
     };
     let mut server = Server::start(monitors, command_table(), bus, poll.registry(), SERVER, say)
         .map_err(|error| match &error.origin {
@@ -67,25 +70,26 @@ pub fn run(
         })?;
     // Only now: while start-up waits for a first client, a signal still
     // ends kvmon at once, as it ends QEMU.
-    if let Some(console) = &mut console {
-        console
-            .register(poll.registry(), CONSOLE)
-            .map_err(|e| setup("serve the serial console", e))?;
-    }
     let mut signals = Signals::new().map_err(|e| setup("handle signals", e))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| setup("handle signals", e))?;
+    let mut console = None;
     if let Some(daemon) = daemon {
+        // The parent's exit status says whether the guest could be built.
+        console = launch(&mut machine, true, poll.registry())?.flatten();
         daemon.ready().map_err(CliError::bare)?;
     }
-    machine.launch();
 
     let mut events = Events::with_capacity(256);
     let mut spin_until: Option<Instant> = None;
     loop {
         let spinning = spin_until.is_some_and(|until| Instant::now() < until);
-        let feeding = console.as_mut().is_some_and(|c| c.feed(&mut machine));
+        // (A console exists only once the machine is built.)
+        let feeding = match &mut console {
+            Some(console) => machine.vm().is_some_and(|vm| console.feed(vm)),
+            None => false,
+        };
         let timeout = if spinning {
             Some(Duration::ZERO)
         } else if feeding {
@@ -121,7 +125,9 @@ pub fn run(
                 }
                 token if console.as_ref().is_some_and(|c| c.owns(token)) => {
                     if let Some(console) = &mut console {
-                        console.ready(token, poll.registry(), &mut machine);
+                        if let Some(vm) = machine.vm() {
+                            console.ready(token, poll.registry(), vm);
+                        }
                     }
                 }
                 _ => {
@@ -129,6 +135,9 @@ pub fn run(
                     spin_until = Some(Instant::now() + QMP_SPIN);
                 }
             }
+        }
+        if let Some(built) = launch(&mut machine, false, poll.registry())? {
+            console = built;
         }
         machine.process_requests();
         server.tick(&mut machine);
@@ -138,6 +147,25 @@ pub fn run(
             return Ok(status);
         }
     }
+}
+
+/// Once the machine is built: its console on the loop, then the guest
+/// started.  Returns the console when that happened now.
+fn launch(
+    machine: &mut Machine,
+    wait: bool,
+    registry: &mio::Registry,
+) -> Result<Option<Option<Console>>, CliError> {
+    let Some(mut console) = machine.settle(wait)? else {
+        return Ok(None);
+    };
+    if let Some(console) = &mut console {
+        console
+            .register(registry, CONSOLE)
+            .map_err(|e| CliError::bare(format!("cannot serve the serial console: {e}")))?;
+    }
+    machine.launch();
+    Ok(Some(console))
 }
 
 /// QEMU's line for a terminating signal, naming the sender when known.

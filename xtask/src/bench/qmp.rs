@@ -19,6 +19,7 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::stats::{micros, percentile};
+use super::table::{record, render, Measure};
 
 const STATUS: &str = r#"{"execute":"query-status"}"#;
 
@@ -44,7 +45,7 @@ struct Results {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    let record = args.iter().any(|a| a == "--record");
+    let record_it = args.iter().any(|a| a == "--record");
     let sizes = if quick {
         Sizes {
             handshakes: 50,
@@ -79,8 +80,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let report = report(&kvmon, qemu.as_ref(), &sizes);
     println!("\n{report}");
-    if record && !quick {
-        record_results(&report)?;
+    if record_it && !quick {
+        record("qmp", &report)?;
     }
     Ok(())
 }
@@ -224,27 +225,10 @@ fn peak_rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-/// One line of the report: how to read it off the results and show it.
-struct Measure {
-    name: String,
-    value: fn(&Results) -> f64,
-    show: fn(f64) -> String,
-    /// Whether more is better (throughput) rather than less (time, memory).
-    more_is_better: bool,
-    /// The issue's target: the ratio to QEMU kvmon must reach, and its wording.
-    target: Option<(f64, &'static str)>,
-}
-
 /// The markdown table, with ratios and the issue's targets.
 fn report(kvmon: &Results, qemu: Option<&Results>, sizes: &Sizes) -> String {
     let time = |seconds: f64| micros(Duration::from_secs_f64(seconds));
-    let measure = |name: String, value: fn(&Results) -> f64, show: fn(f64) -> String| Measure {
-        name,
-        value,
-        show,
-        more_is_better: false,
-        target: None,
-    };
+    let measure = |name: String, value, show| Measure::<Results>::new(name, value, show);
     let kib = |value: f64| format!("{value:.0} KiB");
     let measures = [
         measure(
@@ -292,34 +276,7 @@ fn report(kvmon: &Results, qemu: Option<&Results>, sizes: &Sizes) -> String {
             )
         },
     ];
-    let mut out =
-        String::from("| Measure | kvmon | QEMU 10.0 | Ratio | Target |\n|---|---|---|---|---|\n");
-    for m in &measures {
-        let ours = (m.value)(kvmon);
-        let theirs = qemu.map(|q| (m.value)(q));
-        let ratio = theirs.map(|theirs| {
-            let (better, worse) = if m.more_is_better {
-                (ours, theirs)
-            } else {
-                (theirs, ours)
-            };
-            better / worse.max(1e-12)
-        });
-        let verdict = match (m.target, ratio) {
-            (Some((needed, wording)), Some(ratio)) => {
-                format!("{wording} {}", if ratio >= needed { "✔" } else { "✘" })
-            }
-            (Some((_, wording)), None) => wording.to_string(),
-            _ => String::new(),
-        };
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {verdict} |\n",
-            m.name,
-            (m.show)(ours),
-            theirs.map_or("—".into(), m.show),
-            ratio.map_or("—".into(), |ratio| format!("{ratio:.1}×")),
-        ));
-    }
+    let mut out = render(&measures, kvmon, qemu);
     let all = kvmon.clients_with_event == sizes.clients;
     out.push_str(&format!(
         "| clients of {} that got the event | {} | {} | — | all {} |\n",
@@ -338,44 +295,4 @@ fn report(kvmon: &Results, qemu: Option<&Results>, sizes: &Sizes) -> String {
         qemu.map_or("—".into(), reach),
     ));
     out
-}
-
-/// Replaces the recorded section of docs/benchmarks.md.
-fn record_results(report: &str) -> Result<(), String> {
-    let path = crate::root().join("docs/benchmarks.md");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (start, end) = ("<!-- bench qmp: start -->", "<!-- bench qmp: end -->");
-    let (Some(from), Some(to)) = (text.find(start), text.find(end)) else {
-        return Err(format!(
-            "{} lacks the {start} … {end} markers",
-            path.display()
-        ));
-    };
-    let machine = machine_description();
-    let section = format!("{start}\nMeasured {machine}.\n\n{report}{end}");
-    let updated = format!("{}{section}{}", &text[..from], &text[to + end.len()..]);
-    std::fs::write(&path, updated).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    println!("recorded in {}", path.display());
-    Ok(())
-}
-
-fn machine_description() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_else(|| "an unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(crate::root())
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    format!("on {cores} cores of {cpu}, kvmon at {commit}")
 }

@@ -36,8 +36,22 @@ Standard options:
                 set the name of the guest
 -uuid %08x-%04x-%04x-%04x-%012x
                 specify machine UUID
+-m [size=]megs  guest RAM in MiB, or with a suffix (k, M, G, T); default 128M
+-smp [cpus=]n   number of vCPUs: one socket of n single-threaded cores
 -no-shutdown    stop before shutdown
 -no-reboot      exit instead of rebooting
+-action reboot=reset|shutdown,shutdown=poweroff|pause,panic=...,watchdog=...
+                what guest resets, shutdowns, panics and watchdogs do
+
+Boot options (without -kernel, kvmon's own firmware boots):
+-kernel file    a PVH ELF, a 64-bit ELF vmlinux or a bzImage
+-initrd file    initial ram disk
+-append cmdline the kernel command line
+
+Serial port (COM1):
+-serial dev     none, null, stdio, file:PATH, unix:PATH,server=on[,wait=off],
+                tcp:HOST:PORT,server=on[,wait=off] or chardev:ID
+-nographic      the serial port on standard input and output
 
 Monitor options:
 -qmp dev        like -mon with mode=control: dev is unix:PATH[,server=on][,wait=off],
@@ -54,7 +68,7 @@ Process options:
 -pidfile file   write PID to 'file'
 
 Accepted and ignored (kvmon has none of these):
--nodefaults -no-user-config -nographic -display none -vga none
+-nodefaults (no serial port unless -serial) -no-user-config -display none -vga none
 
 kvmon answers QMP as QEMU {} does; see docs/qmp/ for its commands and events.
 ",
@@ -69,7 +83,10 @@ fn qemu_version() -> String {
 }
 
 pub fn machines() -> String {
-    "Supported machines are:\nnone                 empty machine\n".to_string()
+    "Supported machines are:\n\
+     microvm              microvm (i386) (default)\n\
+     none                 empty machine\n"
+        .to_string()
 }
 
 pub fn accelerators() -> String {

@@ -102,7 +102,11 @@ pub fn load(
             e.to_string().replace("Kernel Loader: ", "")
         ))
     })?;
-    let kernel_end = loaded.kernel_load.raw_value() + loaded.kernel_end;
+    if loaded.kernel_end == 0 {
+        return Err(bad("the kernel has nothing to load".into()));
+    }
+    // Where the kernel ends in guest memory (linux-loader's end is an address).
+    let kernel_end = loaded.kernel_end;
 
     let cmdline = Cmdline::try_from(&source.cmdline, CMDLINE_MAX)
         .map_err(|e| bad(format!("the kernel command line cannot be used: {e}")))?;
@@ -440,7 +444,7 @@ mod tests {
         let module: hvm_modlist_entry = memory.read_obj(GuestAddress(info.modlist_paddr)).unwrap();
         assert_eq!(module.size, 10_000);
         let last: hvm_memmap_table_entry = memory
-            .read_obj(GuestAddress(info.memmap_paddr + 2 * 32))
+            .read_obj(GuestAddress(info.memmap_paddr + 2 * 24))
             .unwrap();
         assert_eq!(
             (last.addr, last.size, last.type_),
@@ -455,12 +459,16 @@ mod tests {
     fn corrupt_kernels_and_oversized_initrds_are_errors_not_panics() {
         let memory = memory();
         let mut elf = pvh_elf(&[0; 16]);
-        elf[64..120].fill(0xff); // a program header pointing nowhere
+        elf[64 + 8..64 + 16].fill(0xff); // the PT_LOAD's file offset: nowhere
         let error = load(&memory, RAM, &source(elf), 0).unwrap_err();
         assert!(
             error.0.starts_with("test: cannot load the kernel: "),
             "{error}"
         );
+        let mut elf = pvh_elf(&[0; 16]);
+        elf[64..68].fill(0xff); // no PT_LOAD at all
+        let error = load(&memory, RAM, &source(elf), 0).unwrap_err();
+        assert_eq!(error.0, "test: the kernel has nothing to load");
         let error = load(&memory, RAM, &source(b"not a kernel".to_vec()), 0).unwrap_err();
         assert!(error.0.contains("not a kernel kvmon can boot"), "{error}");
         let mut huge = source(pvh_elf(&[0; 16]));

@@ -79,7 +79,13 @@ impl Turn {
 /// What the vCPU should do next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
-    Run { reset_to: Option<Entry> },
+    Run {
+        reset_to: Option<Entry>,
+    },
+    /// Re-enter KVM_RUN with `immediate_exit` set, so that KVM completes
+    /// the I/O of the last exit, before the vCPU parks: KVM keeps that
+    /// state where a reset or a migration cannot see it.
+    Complete,
     Exit,
 }
 
@@ -129,8 +135,9 @@ impl Control {
     }
 
     /// Blocks the calling vCPU until it may run; says whether to reload the
-    /// boot state first.
-    pub fn next(&self, turn: &mut Turn) -> Next {
+    /// boot state first.  `io_pending`: the last exit's I/O is not complete
+    /// yet, so the vCPU must not park before it is.
+    pub fn next(&self, turn: &mut Turn, io_pending: bool) -> Next {
         let mut state = self.lock();
         loop {
             if state.exit {
@@ -139,6 +146,9 @@ impl Control {
             let stuck = turn.stuck_in == Some(state.epoch);
             if state.run && !stuck {
                 break;
+            }
+            if io_pending {
+                return Next::Complete;
             }
             if !turn.parked {
                 turn.parked = true;

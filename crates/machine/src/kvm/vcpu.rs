@@ -29,6 +29,8 @@ pub struct Shared {
 /// What one exit means for the loop.
 enum Outcome {
     Continue,
+    /// A port or MMIO access, which KVM completes on the next KVM_RUN.
+    Io,
     /// Stop running until a reset.
     Stuck,
 }
@@ -51,10 +53,21 @@ fn run(index: u32, mut vcpu: VcpuFd, initial: Initial, shared: Shared) {
     let tid = unsafe { libc::gettid() };
     shared.control.started(index as usize, tid);
     let mut turn = Turn::new();
+    let mut io_pending = false;
     loop {
         vcpu.set_kvm_immediate_exit(0);
-        let reset_to = match shared.control.next(&mut turn) {
+        let reset_to = match shared.control.next(&mut turn, io_pending) {
             Next::Exit => return,
+            Next::Complete => {
+                vcpu.set_kvm_immediate_exit(1);
+                io_pending = false;
+                match exit(index, &mut vcpu, &shared) {
+                    Outcome::Continue => {}
+                    Outcome::Io => io_pending = true,
+                    Outcome::Stuck => shared.control.stuck(&mut turn),
+                }
+                continue;
+            }
             Next::Run { reset_to } => reset_to,
         };
         if let Some(entry) = reset_to {
@@ -69,8 +82,10 @@ fn run(index: u32, mut vcpu: VcpuFd, initial: Initial, shared: Shared) {
                 log::warn!("cannot inject an NMI into vCPU {index}: {error}");
             }
         }
+        io_pending = false;
         match exit(index, &mut vcpu, &shared) {
             Outcome::Continue => {}
+            Outcome::Io => io_pending = true,
             Outcome::Stuck => shared.control.stuck(&mut turn),
         }
     }
@@ -98,16 +113,20 @@ fn exit(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
         VcpuExit::IoIn(port, data) => {
             data.fill(0xff);
             shared.pio.read(u64::from(port), data);
+            return Outcome::Io;
         }
         VcpuExit::IoOut(port, data) => {
             shared.pio.write(u64::from(port), data);
+            return Outcome::Io;
         }
         VcpuExit::MmioRead(address, data) => {
             data.fill(0);
             shared.mmio.read(address, data);
+            return Outcome::Io;
         }
         VcpuExit::MmioWrite(address, data) => {
             shared.mmio.write(address, data);
+            return Outcome::Io;
         }
         VcpuExit::Intr | VcpuExit::Hlt => {}
         VcpuExit::Shutdown => {
