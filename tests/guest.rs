@@ -322,3 +322,46 @@ fn a_kvm_emulation_failure_stops_the_vm_in_internal_error() {
     assert_eq!(client.command(r#"{"execute":"quit"}"#), OK);
     exits_with(&mut vmm, 0);
 }
+
+#[test]
+fn a_guest_that_asks_twice_for_a_reset_is_reset_once() {
+    let vmm = Vmm::scenario("reset-twice", &[]);
+    let mut client = vmm.negotiated();
+    start(&mut client);
+    assert_eq!(event(&mut client), reset(true, "guest-reset"));
+    vmm.wait_for_serial("kvmon-test: rebooted via=reset-twice");
+    // The second request came before the reset: it must not reset again.
+    assert_eq!(client.try_line(Duration::from_millis(500)), None);
+    assert_eq!(vmm.serial().matches("kvmon-test: start").count(), 2);
+}
+
+#[test]
+fn an_nmi_the_local_apic_does_not_accept_is_dropped() {
+    // In prelaunch LINT1 is masked, as after any reset: QEMU drops the NMI.
+    let vmm = Vmm::scenario("nmi", &[]);
+    let mut client = vmm.negotiated();
+    assert_eq!(client.command(r#"{"execute":"inject-nmi"}"#), OK);
+    start(&mut client);
+    vmm.wait_for_serial("kvmon-test: start");
+    assert_eq!(
+        client.try_line(Duration::from_millis(300)),
+        None,
+        "no RESET"
+    );
+    assert!(
+        !vmm.serial().contains("kvmon-test: nmi"),
+        "{}",
+        vmm.serial()
+    );
+    // The guest has unmasked LINT1 itself, as an OS does: now it takes one.
+    assert_eq!(client.command(r#"{"execute":"inject-nmi"}"#), OK);
+    vmm.wait_for_serial("kvmon-test: nmi n=1 cpu=0");
+}
+
+#[test]
+fn string_port_output_reaches_the_device_byte_by_byte() {
+    let vmm = Vmm::scenario("rep-outsb", &[]);
+    let mut client = vmm.negotiated();
+    start(&mut client);
+    vmm.wait_for_serial("kvmon-test: written by rep outsb\r\n");
+}

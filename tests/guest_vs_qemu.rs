@@ -149,6 +149,23 @@ fn power_button_stop_cont_and_reset() {
 }
 
 #[test]
+fn an_nmi_before_the_guest_takes_nmis() {
+    same_as_qemu(
+        Some("nmi"),
+        &[],
+        &[
+            Run(r#""inject-nmi""#),
+            Run(r#""cont""#),
+            Serial("kvmon-test: start"),
+            Run(r#""inject-nmi""#),
+            Serial("kvmon-test: nmi n=1"),
+            Run(r#""query-status""#),
+            Run(r#""quit""#),
+        ],
+    );
+}
+
+#[test]
 fn signals_end_both_alike() {
     let (kvmon, qemu) = (Vmm::scenario("idle", &[]), Vmm::qemu_scenario("idle", &[]));
     let mut outcomes = Vec::new();

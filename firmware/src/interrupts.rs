@@ -18,6 +18,9 @@ const LAPIC: u64 = 0xfee0_0000;
 const LAPIC_SPURIOUS: u64 = LAPIC + 0xf0;
 const LAPIC_EOI: u64 = LAPIC + 0xb0;
 const LAPIC_ID: u64 = LAPIC + 0x20;
+const LAPIC_LINT1: u64 = LAPIC + 0x360;
+/// LINT1 unmasked, NMI delivery: how an OS sets up its boot CPU.
+const LINT1_NMI: u32 = 0x4 << 8;
 
 #[repr(C, align(16))]
 struct Idt([u64; 512]);
@@ -25,8 +28,8 @@ struct Idt([u64; 512]);
 static mut IDT: Idt = Idt([0; 512]);
 static HANDLER: AtomicUsize = AtomicUsize::new(0);
 
-/// Installs the IDT, masks the legacy PICs, enables the local APIC and
-/// makes `handler` the function every interrupt calls.  Interrupts stay off
+/// Installs the IDT, masks the legacy PICs, enables the local APIC (with
+/// NMIs on LINT1) and makes `handler` the function every interrupt calls.  Interrupts stay off
 /// until the program waits for one.
 pub fn init(handler: fn(u8)) {
     HANDLER.store(handler as usize, Ordering::SeqCst);
@@ -62,6 +65,7 @@ pub fn init(handler: fn(u8)) {
     // SAFETY: the pointer describes the static IDT filled in above.
     unsafe { core::arch::asm!("lidt [{}]", in(reg) pointer.as_ptr(), options(nostack)) };
     write32(LAPIC_SPURIOUS, 0x100 | u32::from(SPURIOUS));
+    write32(LAPIC_LINT1, LINT1_NMI);
 }
 
 /// An interrupt gate to `stub` in the kernel code segment.

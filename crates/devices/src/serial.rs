@@ -51,20 +51,20 @@ impl Serial {
         }
     }
 
-    /// Input from the chardev; returns how many bytes the FIFO took.
+    /// Input from the chardev; returns how many bytes the FIFO took (what
+    /// it has no room for waits with the caller).
     pub fn enqueue(&mut self, input: &[u8]) -> usize {
-        match self.uart.enqueue_raw_bytes(input) {
+        let room = input.len().min(self.uart.fifo_capacity());
+        if room == 0 {
+            return 0;
+        }
+        match self.uart.enqueue_raw_bytes(&input[..room]) {
             Ok(taken) => taken,
             Err(error) => {
                 log::warn!("serial input dropped: {error:?}");
                 0
             }
         }
-    }
-
-    /// Room left in the receive FIFO.
-    pub fn room(&self) -> usize {
-        self.uart.fifo_capacity()
     }
 }
 

@@ -20,6 +20,9 @@ use crate::cli::{CliError, SerialSpec};
 /// How long a write waits for a socket client that does not read before
 /// the output is dropped (a guest must not hang on its console).
 const CLIENT_WRITE_WAIT: Duration = Duration::from_millis(200);
+/// Input kept for the guest beyond its FIFO; past this kvmon stops reading
+/// the chardev until the guest takes some.
+const PENDING_LIMIT: usize = 64 << 10;
 
 /// The main loop's side of the console.
 #[derive(Debug)]
@@ -101,7 +104,13 @@ impl Console {
                     ));
                     console.wait_for_client();
                 }
-                Ok((console, Some(Box::new(SocketSink { client: shared }))))
+                Ok((
+                    console,
+                    Some(Box::new(SocketSink {
+                        client: shared,
+                        stalled: false,
+                    })),
+                ))
             }
             SerialSpec::Chardev { location, .. } => {
                 Err(CliError::at(location, "the chardev was not resolved"))
@@ -192,16 +201,29 @@ impl Console {
             1 => self.accept(Some(registry)),
             _ => self.read_client(registry),
         }
-        self.feed(vm);
+        self.feed(vm, registry);
     }
 
-    /// Gives the guest what it has room for; true while input waits.
-    pub fn feed(&mut self, vm: &mut Vm) -> bool {
+    /// Gives the guest what it has room for, reading more once there is
+    /// room again; true while input waits.
+    pub fn feed(&mut self, vm: &mut Vm, registry: &Registry) -> bool {
         if !self.pending.is_empty() {
+            let was_full = self.room() == 0;
             let taken = vm.console_input(&self.pending);
             self.pending.drain(..taken);
+            if was_full && self.room() > 0 {
+                // Reading stopped at the limit, and no readiness comes for
+                // what still waits in the chardev.
+                self.read_stdin();
+                self.read_client(registry);
+            }
         }
         !self.pending.is_empty()
+    }
+
+    /// How much more input kvmon takes from the chardev now.
+    fn room(&self) -> usize {
+        PENDING_LIMIT.saturating_sub(self.pending.len())
     }
 
     fn read_stdin(&mut self) {
@@ -213,13 +235,20 @@ impl Console {
         let mut available: libc::c_int = 0;
         // SAFETY: FIONREAD writes one int.
         unsafe { libc::ioctl(0, libc::FIONREAD, &mut available) };
-        if available <= 0 {
+        let wanted = usize::try_from(available).unwrap_or(0).min(self.room());
+        if wanted == 0 {
             return;
         }
-        let mut buffer = vec![0; available as usize];
-        match io::stdin().lock().read(&mut buffer) {
+        let mut buffer = vec![0u8; wanted];
+        // SAFETY: reads at most `wanted` bytes into a buffer of that size;
+        // unbuffered, so nothing read is held back from the guest.
+        let read = unsafe { libc::read(0, buffer.as_mut_ptr().cast(), wanted) };
+        match usize::try_from(read) {
             Ok(n) => self.pending.extend_from_slice(&buffer[..n]),
-            Err(error) => log::warn!("cannot read standard input for the serial port: {error}"),
+            Err(_) => log::warn!(
+                "cannot read standard input for the serial port: {}",
+                io::Error::last_os_error()
+            ),
         }
     }
 
@@ -234,7 +263,11 @@ impl Console {
         };
         let mut buffer = [0u8; 4096];
         let closed = loop {
-            match stream.read(&mut buffer) {
+            let room = PENDING_LIMIT.saturating_sub(self.pending.len());
+            if room == 0 {
+                break false;
+            }
+            match stream.read(&mut buffer[..room.min(4096)]) {
                 Ok(0) => break true,
                 Ok(n) => self.pending.extend_from_slice(&buffer[..n]),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break false,
@@ -264,9 +297,32 @@ fn stream_fd(stream: &Stream) -> io::Result<OwnedFd> {
     }
 }
 
-/// COM1's output to the socket's client, if one is connected.
+/// COM1's output to the socket's client, if one is connected.  A client
+/// that stops reading gets CLIENT_WRITE_WAIT once; after that its output is
+/// dropped until it reads again, so that the guest is not slowed down.
 struct SocketSink {
     client: Arc<Mutex<Option<File>>>,
+    stalled: bool,
+}
+
+/// Waits up to `timeout` for `fd` to take output; false on a timeout.
+fn writable(fd: std::os::fd::RawFd, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, with a timeout.
+        match unsafe { libc::poll(&mut poll, 1, left.as_millis() as i32) } {
+            1.. => return true,
+            0 => return false,
+            // Interrupted (a vCPU kick): wait on.
+            _ => {}
+        }
+    }
 }
 
 impl Write for SocketSink {
@@ -275,23 +331,30 @@ impl Write for SocketSink {
             return Ok(data.len());
         };
         let Some(file) = client.as_mut() else {
+            self.stalled = false;
             return Ok(data.len());
         };
         let mut rest = data;
         while !rest.is_empty() {
             match file.write(rest) {
-                Ok(n) => rest = &rest[n..],
+                Ok(n) => {
+                    rest = &rest[n..];
+                    self.stalled = false;
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    let mut poll = libc::pollfd {
-                        fd: file.as_raw_fd(),
-                        events: libc::POLLOUT,
-                        revents: 0,
+                    let wait = if self.stalled {
+                        Duration::ZERO
+                    } else {
+                        CLIENT_WRITE_WAIT
                     };
-                    // SAFETY: one valid pollfd, with a timeout.
-                    let ready =
-                        unsafe { libc::poll(&mut poll, 1, CLIENT_WRITE_WAIT.as_millis() as i32) };
-                    if ready <= 0 {
-                        log::warn!("the serial console's client is not reading; output dropped");
+                    if !writable(file.as_raw_fd(), wait) {
+                        if !self.stalled {
+                            log::warn!(
+                                "the serial console's client is not reading; \
+                                 its output is dropped until it does"
+                            );
+                        }
+                        self.stalled = true;
                         break;
                     }
                 }

@@ -28,14 +28,19 @@ pub fn build(
 }
 
 fn boot_source(guest: &GuestConfig) -> Result<BootSource, CliError> {
+    // A regular file no larger than guest memory: not /dev/zero, not a FIFO.
     let read = |path: &std::path::Path, what: &str| {
-        std::fs::read(path).map_err(|error| {
-            CliError::bare(format!(
-                "could not open {what} '{}': {}",
-                path.display(),
-                monitor::os_error(&error)
-            ))
-        })
+        let fail = |why: String| {
+            CliError::bare(format!("could not open {what} '{}': {why}", path.display()))
+        };
+        let metadata = std::fs::metadata(path).map_err(|e| fail(monitor::os_error(&e)))?;
+        if !metadata.is_file() {
+            return Err(fail("it is not a regular file".into()));
+        }
+        if metadata.len() > guest.ram_size {
+            return Err(fail("it is larger than guest memory".into()));
+        }
+        std::fs::read(path).map_err(|e| fail(monitor::os_error(&e)))
     };
     let (kernel_name, kernel) = match &guest.kernel {
         Some(path) => (path.display().to_string(), read(path, "kernel file")?),

@@ -57,15 +57,18 @@ impl Machine {
         std::thread::Builder::new()
             .name("build".into())
             .spawn(move || {
-                let mut say = |line: String| eprintln!("{program}: {line}");
-                let built = crate::guest::build(&guest, waker.clone(), &mut say).map(
-                    |(platform, console)| (Vm::new(config, Box::new(platform), events), console),
-                );
-                // The result first: the woken loop must find it.
-                let _ = sender.send(built);
-                if let Err(error) = waker.wake() {
-                    log::error!("cannot wake the main loop: {error}");
+                // Wakes the loop last, after the result is sent, even if
+                // the build panics (the loop then finds no result).
+                let _wake = WakeOnDrop(waker.clone());
+                if let Err(error) = crate::signals::block_in_this_thread() {
+                    log::warn!("cannot keep signals off the build thread: {error}");
                 }
+                let mut say = |line: String| eprintln!("{program}: {line}");
+                let built =
+                    crate::guest::build(&guest, waker, &mut say).map(|(platform, console)| {
+                        (Vm::new(config, Box::new(platform), events), console)
+                    });
+                let _ = sender.send(built);
             })
             .map_err(|e| CliError::bare(format!("cannot start building the machine: {e}")))?;
         Ok(Machine {
@@ -119,7 +122,12 @@ impl Machine {
         };
     }
 
-    /// The machine, once built.
+    /// Whether the machine is still being built.
+    pub fn building(&self) -> bool {
+        matches!(self.state, State::Building(_))
+    }
+
+    /// The machine, once built (waiting for the build).
     pub fn vm(&mut self) -> Option<&mut Vm> {
         self.collect();
         match &mut self.state {
@@ -149,6 +157,16 @@ impl Machine {
     pub fn finish(&mut self) {
         if let Some(vm) = self.vm() {
             vm.finish();
+        }
+    }
+}
+
+struct WakeOnDrop(Arc<Waker>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if let Err(error) = self.0.wake() {
+            log::error!("cannot wake the main loop: {error}");
         }
     }
 }

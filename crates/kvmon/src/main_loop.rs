@@ -87,7 +87,9 @@ pub fn run(
         let spinning = spin_until.is_some_and(|until| Instant::now() < until);
         // (A console exists only once the machine is built.)
         let feeding = match &mut console {
-            Some(console) => machine.vm().is_some_and(|vm| console.feed(vm)),
+            Some(console) => machine
+                .vm()
+                .is_some_and(|vm| console.feed(vm, poll.registry())),
             None => false,
         };
         let timeout = if spinning {
@@ -119,6 +121,10 @@ pub fn run(
                         // Like QEMU, one shutdown however many signals came.
                         if machine.exit_status().is_none() {
                             say(terminating(received.signal, received.sender));
+                            // A build may wait for a console client forever.
+                            if machine.building() {
+                                return Ok(0);
+                            }
                             machine.shutdown(ShutdownCause::HostSignal);
                         }
                     }

@@ -24,24 +24,39 @@ pub struct Received {
     pub sender: libc::pid_t,
 }
 
+/// The shutdown signals as a set.
+fn shutdown_set() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
+    let mut set: libc::sigset_t = unsafe { zeroed() };
+    // SAFETY: the set is ours; these calls only write to it.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for signal in SHUTDOWN_SIGNALS {
+            libc::sigaddset(&mut set, signal);
+        }
+    }
+    set
+}
+
+/// Keeps the shutdown signals off the calling thread (and threads it
+/// starts), so that they reach the main loop's signalfd.
+pub fn block_in_this_thread() -> io::Result<()> {
+    let set = shutdown_set();
+    // SAFETY: changes only the calling thread's signal mask.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl Signals {
     /// Blocks the shutdown signals (threads started later inherit that) and
     /// opens a signalfd that receives them instead.
     pub fn new() -> io::Result<Signals> {
-        // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
-        let mut set: libc::sigset_t = unsafe { zeroed() };
-        // SAFETY: the set is ours; these calls only write to it and to the
-        // thread's signal mask.
-        let fd = unsafe {
-            libc::sigemptyset(&mut set);
-            for signal in SHUTDOWN_SIGNALS {
-                libc::sigaddset(&mut set, signal);
-            }
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
-        };
+        block_in_this_thread()?;
+        let set = shutdown_set();
+        // SAFETY: signalfd reads the set and returns a new descriptor.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Scenarios: `idle` (the default: waits, powers off on the power button),
-//! `poweroff`, `acpi-reset`, `i8042-reset`, `triple-fault` (each resets once,
-//! then reports `rebooted` and idles), `count` (reports `tick n=N` while it
+//! `poweroff`, `acpi-reset`, `i8042-reset`, `triple-fault`, `reset-twice`
+//! (each resets once, the last asking twice, then reports `rebooted` and
+//! idles), `rep-outsb` (a line written with one string instruction), `count` (reports `tick n=N` while it
 //! runs), `nmi` (reports each NMI), `echo` (reports each byte COM1
 //! receives), `mmio-exec` (executes from a hole in guest memory, which KVM
 //! cannot emulate).  The first line gives the scenario, the CPU, and the
@@ -66,7 +67,11 @@ fn main(boot: &fw::Boot) -> ! {
             }
             idle()
         }
-        "acpi-reset" | "i8042-reset" | "triple-fault" => reset_once(scenario, acpi),
+        "acpi-reset" | "i8042-reset" | "triple-fault" | "reset-twice" => reset_once(scenario, acpi),
+        "rep-outsb" => {
+            rep_outsb(b"kvmon-test: written by rep outsb\r\n");
+            idle()
+        }
         "count" => count(),
         "echo" => echo(),
         "mmio-exec" => {
@@ -104,10 +109,22 @@ fn reset_once(scenario: &str, acpi: Option<Acpi>) -> ! {
         ("acpi-reset", Some(acpi)) if power::acpi_reset(&acpi) => {}
         ("i8042-reset", _) => power::i8042_reset(),
         ("triple-fault", _) => power::triple_fault(),
+        // Asks twice, as Linux does when the first way is slow: one reset.
+        ("reset-twice", Some(acpi)) if power::acpi_reset(&acpi) => power::i8042_reset(),
         _ => println!("kvmon-test: error what=no-reset-register"),
     }
     // The VMM resets the machine when it gets to it; wait meanwhile.
     idle()
+}
+
+/// Writes `text` to COM1 with one string instruction.
+fn rep_outsb(text: &[u8]) {
+    // SAFETY: reads `text.len()` bytes from `text` and writes them to the
+    // COM1 data port.
+    unsafe {
+        core::arch::asm!("rep outsb", in("dx") 0x3f8u16, inout("rsi") text.as_ptr() => _,
+            inout("rcx") text.len() => _, options(nostack, preserves_flags));
+    }
 }
 
 /// Counts busy-loop rounds with interrupts on, reporting every round.

@@ -84,11 +84,15 @@ pub fn parse_memory(arg: &str, location: &str) -> Result<u64, CliError> {
         )
     })?;
     // QEMU rounds up to a whole page; 0 asks for the default.
-    Ok(if bytes == 0 {
-        DEFAULT_RAM
-    } else {
-        bytes.div_ceil(4096) * 4096
-    })
+    match bytes {
+        0 => Ok(DEFAULT_RAM),
+        bytes => bytes.checked_next_multiple_of(4096).ok_or_else(|| {
+            CliError::at(
+                location,
+                "Parameter 'size' expects a non-negative number below 2^64",
+            )
+        }),
+    }
 }
 
 /// `-smp [cpus=]N[,maxcpus=N][,sockets=1][,dies=1][,cores=N][,threads=1]`:
@@ -178,6 +182,10 @@ mod tests {
             "-m -5: Value '-5' is out of range for parameter 'size'"
         );
         assert!(parse_memory("128M,slots=2", "-m").is_err());
+        assert!(
+            parse_memory("18446744073709551615B", "-m").is_err(),
+            "no wrap to 0"
+        );
     }
 
     #[test]

@@ -198,6 +198,8 @@ struct Builder {
     initrd: Option<(PathBuf, String)>,
     append: Option<(String, String)>,
     serials: Vec<SerialSpec>,
+    /// Where `-serial stdio` was given, which `-daemonize` cannot have.
+    stdio_serial: Option<String>,
     nographic: bool,
     nodefaults: bool,
     daemonize: bool,
@@ -298,6 +300,9 @@ impl Builder {
             "append" => self.append = Some((value.to_string(), location)),
             "serial" => {
                 let spec = serial::parse(value, self.serials.len())?;
+                if matches!(spec, SerialSpec::Stdio) {
+                    self.stdio_serial = Some(location.clone());
+                }
                 self.serials.push(spec);
                 if self.serials.len() > 1 {
                     return Err(CliError::at(&location, "kvmon has one serial port (COM1)"));
@@ -368,6 +373,16 @@ impl Builder {
     }
 
     fn finish(mut self) -> Result<Config, CliError> {
+        if self.daemonize {
+            // -nographic puts the default serial port (and QEMU's monitor)
+            // on stdio, which a daemon does not have.
+            if self.nographic && !self.nodefaults && self.serials.is_empty() {
+                return Err(CliError::bare("-nographic cannot be used with -daemonize"));
+            }
+            if let Some(location) = &self.stdio_serial {
+                return Err(CliError::at(location, "cannot use stdio with -daemonize"));
+            }
+        }
         let machine_type = self.machine.get("type").unwrap_or("microvm").to_string();
         let guest = match machine_type.as_str() {
             "none" => {

@@ -49,9 +49,14 @@ pub fn enter(run: *mut kvm_run) {
 struct State {
     run: bool,
     exit: bool,
-    /// Bumped by each reset; a vCPU that sees a new epoch reloads its boot state.
+    /// Bumped by each reset; a vCPU that sees a new epoch reloads its boot
+    /// state, parked or not.
     epoch: u64,
     entry: Entry,
+    /// vCPUs that have reloaded their boot state for `epoch`.
+    reset_done: usize,
+    /// Bumped by each resume: a vCPU that failed tries again.
+    resumes: u64,
     parked: usize,
     /// (pthread, Linux thread id) of each started vCPU.
     threads: Vec<Option<(libc::pthread_t, i32)>>,
@@ -62,8 +67,9 @@ struct State {
 pub struct Turn {
     epoch: Option<u64>,
     parked: bool,
-    /// Set after an error: the vCPU stays out of the guest until a reset.
-    stuck_in: Option<u64>,
+    /// Set after a failure: the vCPU stays out of the guest until the next
+    /// reset or resume (epoch, resumes).
+    stuck_in: Option<(u64, u64)>,
 }
 
 impl Turn {
@@ -79,12 +85,14 @@ impl Turn {
 /// What the vCPU should do next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
-    Run {
-        reset_to: Option<Entry>,
-    },
+    Run,
+    /// Load the boot state (`entry` for the boot CPU), then ask again.
+    Reset(Entry),
+    /// Take an NMI (if the local APIC accepts one), then ask again.
+    Nmi,
     /// Re-enter KVM_RUN with `immediate_exit` set, so that KVM completes
-    /// the I/O of the last exit, before the vCPU parks: KVM keeps that
-    /// state where a reset or a migration cannot see it.
+    /// the I/O of the last exit, before the vCPU parks or resets: KVM keeps
+    /// that state where a reset or a migration cannot see it.
     Complete,
     Exit,
 }
@@ -104,6 +112,8 @@ impl Control {
                 exit: false,
                 epoch: 0,
                 entry,
+                reset_done: 0,
+                resumes: 0,
                 parked: 0,
                 threads: vec![None; vcpus],
             }),
@@ -118,11 +128,18 @@ impl Control {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn wait<'a>(&self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Called by vCPU `index`'s thread when it starts.
     pub fn started(&self, index: usize, tid: i32) {
         // SAFETY: pthread_self has no preconditions.
         let thread = unsafe { libc::pthread_self() };
         self.lock().threads[index] = Some((thread, tid));
+        self.changed.notify_all();
     }
 
     /// The Linux thread id of each vCPU.
@@ -134,16 +151,29 @@ impl Control {
             .collect()
     }
 
-    /// Blocks the calling vCPU until it may run; says whether to reload the
-    /// boot state first.  `io_pending`: the last exit's I/O is not complete
-    /// yet, so the vCPU must not park before it is.
-    pub fn next(&self, turn: &mut Turn, io_pending: bool) -> Next {
+    /// What vCPU `index` does next: blocks while it may not run.
+    /// `io_pending`: the last exit's I/O is not complete yet, so the vCPU
+    /// must complete it before it parks or resets.
+    pub fn next(&self, index: usize, turn: &mut Turn, io_pending: bool) -> Next {
         let mut state = self.lock();
         loop {
             if state.exit {
                 return Next::Exit;
             }
-            let stuck = turn.stuck_in == Some(state.epoch);
+            if turn.epoch != Some(state.epoch) {
+                if io_pending {
+                    return Next::Complete;
+                }
+                turn.epoch = Some(state.epoch);
+                turn.stuck_in = None;
+                state.reset_done += 1;
+                self.changed.notify_all();
+                return Next::Reset(state.entry);
+            }
+            if self.nmi[index].swap(false, Ordering::SeqCst) {
+                return Next::Nmi;
+            }
+            let stuck = turn.stuck_in == Some((state.epoch, state.resumes));
             if state.run && !stuck {
                 break;
             }
@@ -155,27 +185,20 @@ impl Control {
                 state.parked += 1;
                 self.changed.notify_all();
             }
-            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = self.wait(state);
         }
         if turn.parked {
             turn.parked = false;
             state.parked -= 1;
         }
-        let reset_to = (turn.epoch != Some(state.epoch)).then_some(state.entry);
-        turn.epoch = Some(state.epoch);
-        turn.stuck_in = None;
-        Next::Run { reset_to }
+        Next::Run
     }
 
     /// The vCPU cannot go on (KVM failed it, or the guest triple-faulted):
-    /// it stays out of the guest until the next reset.
+    /// it stays out of the guest until the next reset or resume.
     pub fn stuck(&self, turn: &mut Turn) {
-        turn.stuck_in = Some(self.lock().epoch);
-    }
-
-    /// Whether an NMI waits for vCPU `index`.
-    pub fn take_nmi(&self, index: usize) -> bool {
-        self.nmi[index].swap(false, Ordering::SeqCst)
+        let state = self.lock();
+        turn.stuck_in = Some((state.epoch, state.resumes));
     }
 
     /// Returns once every vCPU is out of the guest and parked.
@@ -185,33 +208,45 @@ impl Control {
         self.kick_all(&state);
         let vcpus = state.threads.len();
         while state.parked < vcpus {
-            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = self.wait(state);
         }
     }
 
     pub fn resume(&self) {
-        self.lock().run = true;
+        let mut state = self.lock();
+        state.run = true;
+        state.resumes += 1;
+        drop(state);
         self.changed.notify_all();
     }
 
-    /// Every vCPU reloads its boot state (`entry` for the boot CPU) before
-    /// it next runs; NMIs not yet taken are dropped, as a CPU reset does.
+    /// Every vCPU reloads its boot state (`entry` for the boot CPU), now,
+    /// while paused; NMIs not yet taken are dropped, as a CPU reset does.
     pub fn reset(&self, entry: Entry) {
-        let mut state = self.lock();
-        state.epoch += 1;
-        state.entry = entry;
         for pending in &self.nmi {
             pending.store(false, Ordering::SeqCst);
         }
+        let mut state = self.lock();
+        state.epoch += 1;
+        state.entry = entry;
+        state.reset_done = 0;
+        self.changed.notify_all();
+        let vcpus = state.threads.len();
+        while state.reset_done < vcpus && !state.exit {
+            state = self.wait(state);
+        }
     }
 
-    /// Queues an NMI for every vCPU; running ones take it at once.
+    /// Offers every vCPU an NMI, which it takes at once, running or not,
+    /// if its local APIC accepts one.
     pub fn inject_nmi(&self) {
         for pending in &self.nmi {
             pending.store(true, Ordering::SeqCst);
         }
         let state = self.lock();
         self.kick_all(&state);
+        drop(state);
+        self.changed.notify_all();
     }
 
     /// Ends every vCPU thread.
@@ -231,11 +266,12 @@ impl Control {
         }
     }
 
-    /// Waits until every vCPU thread has started and parked.
+    /// Waits until every vCPU thread has started, loaded its boot state
+    /// and parked.
     pub fn wait_started(&self) {
         let mut state = self.lock();
         while state.parked < state.threads.len() || state.threads.iter().any(Option::is_none) {
-            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = self.wait(state);
         }
     }
 }

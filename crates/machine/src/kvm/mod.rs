@@ -13,7 +13,6 @@ mod requests;
 mod vcpu;
 
 use std::io::Write;
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -37,7 +36,7 @@ use crate::lifecycle::Execution;
 use crate::vm::{Platform, Request};
 use control::Control;
 use registers::Entry;
-use requests::Requests;
+use requests::{Inbox, Requests};
 
 /// The default firmware, built from firmware/ and booted without -kernel.
 pub const DEFAULT_FIRMWARE: &[u8] = include_bytes!(env!("KVMON_DEFAULT_FIRMWARE"));
@@ -82,7 +81,7 @@ pub struct KvmPlatform {
     threads: Vec<JoinHandle<()>>,
     serial: Option<Arc<Mutex<Serial>>>,
     ged: Arc<Mutex<GenericEventDevice>>,
-    requests: Receiver<Request>,
+    requests: Inbox,
     /// Kept alive for the vCPU threads' sake: they hold the VM's fds.
     _kvm: Kvm,
 }
@@ -226,19 +225,7 @@ impl KvmPlatform {
             requests,
             msrs: Arc::new(registers::boot_msrs(msr_list.as_slice())),
         };
-        let mut threads = Vec::new();
-        for index in 0..config.vcpus {
-            let fd = vm
-                .create_vcpu(u64::from(index))
-                .map_err(kvm_error("create a vCPU"))?;
-            fd.set_cpuid2(&cpuid::for_vcpu(&supported, index, config.vcpus))
-                .map_err(kvm_error("set a vCPU's CPUID"))?;
-            let initial =
-                registers::Initial::read(&fd).map_err(kvm_error("read a vCPU's state"))?;
-            let thread = vcpu::spawn(index, fd, initial, shared.clone())
-                .map_err(|e| format!("cannot start a vCPU thread: {e}"))?;
-            threads.push(thread);
-        }
+        let threads = start_vcpus(&vm, &supported, config.vcpus, &control, &shared)?;
         control.wait_started();
 
         Ok(KvmPlatform {
@@ -273,6 +260,45 @@ impl KvmPlatform {
     }
 }
 
+/// Creates the vCPUs, each on its thread; on a failure the threads
+/// already started are ended.
+fn start_vcpus(
+    vm: &VmFd,
+    supported: &kvm_bindings::CpuId,
+    count: u32,
+    control: &Arc<Control>,
+    shared: &vcpu::Shared,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    let mut threads = Vec::new();
+    let mut start = |index: u32| -> Result<(), String> {
+        let fd = vm
+            .create_vcpu(u64::from(index))
+            .map_err(kvm_error("create a vCPU"))?;
+        fd.set_cpuid2(&cpuid::for_vcpu(supported, index, count))
+            .map_err(kvm_error("set a vCPU's CPUID"))?;
+        let initial = registers::Initial::read(&fd).map_err(kvm_error("read a vCPU's state"))?;
+        let thread = vcpu::spawn(index, fd, initial, shared.clone())
+            .map_err(|e| format!("cannot start a vCPU thread: {e}"))?;
+        threads.push(thread);
+        Ok(())
+    };
+    if let Err(error) = (0..count).try_for_each(&mut start) {
+        control.exit();
+        for thread in threads {
+            let _ = thread.join();
+        }
+        return Err(error);
+    }
+    Ok(threads)
+}
+
+impl Drop for KvmPlatform {
+    /// The vCPU threads end before guest memory is unmapped.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 impl Execution for KvmPlatform {
     fn pause(&mut self) {
         self.control.pause();
@@ -283,6 +309,7 @@ impl Execution for KvmPlatform {
     }
 
     fn reset(&mut self) {
+        self.requests.reset();
         match self.reload() {
             Ok(entry) => self.control.reset(entry),
             Err(error) => log::error!("the reset failed: {error}"),
@@ -338,7 +365,7 @@ impl Platform for KvmPlatform {
     }
 
     fn take_requests(&mut self) -> Vec<Request> {
-        self.requests.try_iter().collect()
+        self.requests.take()
     }
 
     fn console_input(&mut self, data: &[u8]) -> usize {

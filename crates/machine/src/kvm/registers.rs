@@ -4,8 +4,8 @@
 //! returns to what KVM gave the vCPU when it was created.
 
 use kvm_bindings::{
-    kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, Msrs,
-    KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED,
+    kvm_debugregs, kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_segment,
+    kvm_sregs, kvm_vcpu_events, kvm_xcrs, Msrs, KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED,
 };
 use kvm_ioctls::VcpuFd;
 
@@ -30,11 +30,16 @@ pub fn gdt(entry: Entry) -> [u64; 4] {
     [0, code, 0x00cf_9300_0000_ffff, 0x0080_8b00_0000_0067]
 }
 
-/// What KVM gave a vCPU at creation, to return to on a reset.
+/// What KVM gave a vCPU at creation, to return to on a reset: a pending
+/// exception or NMI, XCR0 and the debug registers go back too (those a
+/// host's KVM cannot read are left alone).
 #[derive(Debug, Clone)]
 pub struct Initial {
     sregs: kvm_sregs,
     lapic: kvm_lapic_state,
+    events: Option<kvm_vcpu_events>,
+    xcrs: Option<kvm_xcrs>,
+    debug_regs: Option<kvm_debugregs>,
 }
 
 impl Initial {
@@ -42,7 +47,24 @@ impl Initial {
         Ok(Initial {
             sregs: vcpu.get_sregs()?,
             lapic: vcpu.get_lapic()?,
+            events: vcpu.get_vcpu_events().ok(),
+            xcrs: vcpu.get_xcrs().ok(),
+            debug_regs: vcpu.get_debug_regs().ok(),
         })
+    }
+
+    /// The state outside the boot registers.
+    fn restore(&self, vcpu: &VcpuFd) -> vmm_sys_util::errno::Result<()> {
+        if let Some(events) = &self.events {
+            vcpu.set_vcpu_events(events)?;
+        }
+        if let Some(xcrs) = &self.xcrs {
+            vcpu.set_xcrs(xcrs)?;
+        }
+        if let Some(debug_regs) = &self.debug_regs {
+            vcpu.set_debug_regs(debug_regs)?;
+        }
+        Ok(())
     }
 }
 
@@ -86,6 +108,7 @@ pub fn reset(
     entry: Entry,
     msrs: &[(u32, u64)],
 ) -> vmm_sys_util::errno::Result<()> {
+    initial.restore(vcpu)?;
     vcpu.set_lapic(&with_local_interrupts(&initial.lapic))?;
     if index != 0 {
         vcpu.set_sregs(&initial.sregs)?;

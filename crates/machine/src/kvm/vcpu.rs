@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use devices::{Bus, PowerRequest};
 use kvm_bindings::{
-    KVM_INTERNAL_ERROR_EMULATION, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+    kvm_run, KVM_INTERNAL_ERROR_EMULATION, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
@@ -47,7 +47,7 @@ pub fn spawn(
 }
 
 fn run(index: u32, mut vcpu: VcpuFd, initial: Initial, shared: Shared) {
-    block_process_signals();
+    set_signal_mask();
     control::enter(vcpu.get_kvm_run());
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
@@ -56,31 +56,22 @@ fn run(index: u32, mut vcpu: VcpuFd, initial: Initial, shared: Shared) {
     let mut io_pending = false;
     loop {
         vcpu.set_kvm_immediate_exit(0);
-        let reset_to = match shared.control.next(&mut turn, io_pending) {
+        match shared.control.next(index as usize, &mut turn, io_pending) {
             Next::Exit => return,
-            Next::Complete => {
-                vcpu.set_kvm_immediate_exit(1);
-                io_pending = false;
-                match exit(index, &mut vcpu, &shared) {
-                    Outcome::Continue => {}
-                    Outcome::Io => io_pending = true,
-                    Outcome::Stuck => shared.control.stuck(&mut turn),
+            Next::Reset(entry) => {
+                if let Err(error) = registers::reset(&vcpu, index, &initial, entry, &shared.msrs) {
+                    log::error!("cannot put vCPU {index} in its boot state: {error}");
+                    shared.requests.send(Request::InternalError { cpu: index });
+                    shared.control.stuck(&mut turn);
                 }
                 continue;
             }
-            Next::Run { reset_to } => reset_to,
-        };
-        if let Some(entry) = reset_to {
-            if let Err(error) = registers::reset(&vcpu, index, &initial, entry, &shared.msrs) {
-                log::error!("cannot put vCPU {index} in its boot state: {error}");
-                fail(index, &shared, &mut turn);
+            Next::Nmi => {
+                take_nmi(index, &vcpu);
                 continue;
             }
-        }
-        if shared.control.take_nmi(index as usize) {
-            if let Err(error) = vcpu.nmi() {
-                log::warn!("cannot inject an NMI into vCPU {index}: {error}");
-            }
+            Next::Complete => vcpu.set_kvm_immediate_exit(1),
+            Next::Run => {}
         }
         io_pending = false;
         match exit(index, &mut vcpu, &shared) {
@@ -91,12 +82,30 @@ fn run(index: u32, mut vcpu: VcpuFd, initial: Initial, shared: Shared) {
     }
 }
 
-fn fail(index: u32, shared: &Shared, turn: &mut Turn) {
-    shared.requests.send(Request::InternalError { cpu: index });
-    shared.control.stuck(turn);
+/// Injects an NMI if the local APIC takes one on LINT1 (unmasked, NMI
+/// delivery), as QEMU does for `inject-nmi`; a CPU fresh from reset, whose
+/// LINT1 is masked, does not.
+fn take_nmi(index: u32, vcpu: &VcpuFd) {
+    const LVT_LINT1: usize = 0x360;
+    let lint1 = match vcpu.get_lapic() {
+        Ok(lapic) => u32::from_le_bytes(std::array::from_fn(|i| lapic.regs[LVT_LINT1 + i] as u8)),
+        Err(error) => {
+            log::warn!("cannot read vCPU {index}'s local APIC: {error}");
+            return;
+        }
+    };
+    let masked = lint1 & (1 << 16) != 0;
+    let nmi_delivery = (lint1 >> 8) & 0x7 == 0x4;
+    if masked || !nmi_delivery {
+        return;
+    }
+    if let Err(error) = vcpu.nmi() {
+        log::warn!("cannot inject an NMI into vCPU {index}: {error}");
+    }
 }
 
 fn exit(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
+    let run: *const kvm_run = vcpu.get_kvm_run();
     let exit = match vcpu.run() {
         Ok(exit) => exit,
         // A kick (EINTR), or a request to retry.
@@ -112,11 +121,15 @@ fn exit(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
     match exit {
         VcpuExit::IoIn(port, data) => {
             data.fill(0xff);
-            shared.pio.read(u64::from(port), data);
+            for access in data.chunks_mut(io_size(run)) {
+                shared.pio.read(u64::from(port), access);
+            }
             return Outcome::Io;
         }
         VcpuExit::IoOut(port, data) => {
-            shared.pio.write(u64::from(port), data);
+            for access in data.chunks(io_size(run)) {
+                shared.pio.write(u64::from(port), access);
+            }
             return Outcome::Io;
         }
         VcpuExit::MmioRead(address, data) => {
@@ -180,6 +193,16 @@ fn exit(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
     Outcome::Continue
 }
 
+/// The size of each access of a port I/O exit: a string instruction
+/// (`rep outsb`) comes as `count` accesses of `size` bytes in one exit.
+fn io_size(run: *const kvm_run) -> usize {
+    // SAFETY: `run` is the vCPU's kvm_run mapping, alive as long as the
+    // vCPU; after a KVM_EXIT_IO the union holds `io`, and its `size` byte
+    // lies outside the data area the exit's slice covers.
+    let size = unsafe { std::ptr::addr_of!((*run).__bindgen_anon_1.io.size).read_volatile() };
+    usize::from(size).max(1)
+}
+
 /// Where the vCPU stands, for the log line of a failure.
 fn describe_state(vcpu: &VcpuFd) -> String {
     match (vcpu.get_regs(), vcpu.get_sregs()) {
@@ -192,16 +215,20 @@ fn describe_state(vcpu: &VcpuFd) -> String {
 }
 
 /// The signals the main loop takes through its signalfd must never be
-/// delivered to a vCPU thread.
-fn block_process_signals() {
-    // SAFETY: the set is initialised by sigemptyset before use, and
+/// delivered to a vCPU thread; the kick must always be.
+fn set_signal_mask() {
+    // SAFETY: the sets are initialised by sigemptyset before use, and
     // pthread_sigmask changes only this thread's mask.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
+        let mut blocked: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut blocked);
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, signal);
+            libc::sigaddset(&mut blocked, signal);
         }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut());
+        let mut kick: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut kick);
+        libc::sigaddset(&mut kick, control::kick_signal());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &kick, std::ptr::null_mut());
     }
 }
