@@ -31,6 +31,11 @@ impl GenericEventDevice {
         }
     }
 
+    /// Forgets pending events (a system reset).
+    pub fn reset(&self) {
+        self.pending.store(0, Ordering::SeqCst);
+    }
+
     /// Presses the power button: the guest is interrupted and sees the event.
     pub fn press_power_button(&self) {
         self.pending.fetch_or(POWER_BUTTON, Ordering::SeqCst);

@@ -51,6 +51,17 @@ impl Serial {
         }
     }
 
+    /// Returns the UART to its power-on state (a system reset); the output
+    /// keeps its chardev.
+    pub fn reset(&mut self) {
+        let idle = Sink {
+            out: Box::new(io::sink()),
+            failed: false,
+        };
+        let sink = std::mem::replace(self.uart.writer_mut(), idle);
+        self.uart = vm_superio::Serial::new(self.irq.clone(), sink);
+    }
+
     /// Input from the chardev; returns how many bytes the FIFO took (what
     /// it has no room for waits with the caller).
     pub fn enqueue(&mut self, input: &[u8]) -> usize {
@@ -115,5 +126,41 @@ impl std::fmt::Debug for Serial {
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink the test can read.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reset_clears_the_registers_and_keeps_the_output() {
+        let out = Shared::default();
+        let mut serial = Serial::new(IrqLine::new(4).unwrap(), Box::new(out.clone()));
+        let line_control = 3;
+        serial.write(line_control, &[0x80]); // DLAB on
+        let mut value = [0u8];
+        serial.read(line_control, &mut value);
+        assert_eq!(value[0], 0x80);
+        serial.reset();
+        serial.read(line_control, &mut value);
+        assert_eq!(value[0] & 0x80, 0, "DLAB off after the reset");
+        serial.write(0, b"k");
+        assert_eq!(*out.0.lock().unwrap(), b"k");
     }
 }

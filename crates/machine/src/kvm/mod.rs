@@ -244,8 +244,8 @@ impl KvmPlatform {
         })
     }
 
-    /// Loads the boot image and tables again and returns the chips to
-    /// their first state.
+    /// Loads the boot image and tables again and returns the chips and
+    /// devices to their first state.
     fn reload(&mut self) -> Result<Entry, String> {
         for chip in &self.chips.pics_and_ioapic {
             self.vm
@@ -255,6 +255,16 @@ impl KvmPlatform {
         self.vm
             .set_pit2(&self.chips.pit)
             .map_err(kvm_error("reset the PIT"))?;
+        if let Some(serial) = &self.serial {
+            serial
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .reset();
+        }
+        self.ged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .reset();
         self.acpi.write(&self.memory)?;
         boot::load(&self.memory, self.ram_size, &self.boot, self.acpi.rsdp).map_err(|e| e.0)
     }
