@@ -63,20 +63,11 @@ impl std::fmt::Debug for PowerManagement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Requests(Mutex<Vec<PowerRequest>>);
-
-    impl PowerControl for Requests {
-        fn request(&self, request: PowerRequest) {
-            self.0.lock().unwrap().push(request);
-        }
-    }
+    use crate::power::Recorded;
 
     #[test]
     fn s5_with_sleep_enable_powers_off_and_the_reset_value_resets() {
-        let requests = Arc::new(Requests::default());
+        let requests = Arc::new(Recorded::default());
         let mut pm = PowerManagement::new(requests.clone());
         pm.write(SLEEP_CONTROL, &[SLEEP_TYPE_S5 << 2]); // no SLP_EN
         pm.write(SLEEP_CONTROL, &[(3 << 2) | SLEEP_ENABLE]); // S3

@@ -10,6 +10,28 @@ pub trait BusDevice: Send {
     fn write(&mut self, offset: u64, data: &[u8]);
 }
 
+/// A device of byte-wide registers at offsets 0-255, as the PC's legacy
+/// devices are: wider accesses reach the first byte (the rest read 0).
+pub trait ByteRegisters: Send {
+    fn read_byte(&mut self, offset: u8) -> u8;
+    fn write_byte(&mut self, offset: u8, value: u8);
+}
+
+impl<T: ByteRegisters> BusDevice for T {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        if let (Ok(offset), Some(first)) = (u8::try_from(offset), data.first_mut()) {
+            *first = self.read_byte(offset);
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        if let (Ok(offset), Some(&value)) = (u8::try_from(offset), data.first()) {
+            self.write_byte(offset, value);
+        }
+    }
+}
+
 /// A device shared between the vCPU threads that access it.
 pub type SharedDevice = Arc<Mutex<dyn BusDevice>>;
 

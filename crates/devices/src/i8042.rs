@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use vm_superio::I8042Device;
 
-use crate::{BusDevice, PowerControl, PowerRequest};
+use crate::{ByteRegisters, PowerControl, PowerRequest};
 
 /// The controller's reset line, wired to the machine.
 struct ResetLine(Arc<dyn PowerControl>);
@@ -35,19 +35,14 @@ impl I8042 {
     }
 }
 
-impl BusDevice for I8042 {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        data.fill(0);
-        if let (Ok(offset), Some(first)) = (u8::try_from(offset), data.first_mut()) {
-            *first = self.controller.read(offset);
-        }
+impl ByteRegisters for I8042 {
+    fn read_byte(&mut self, offset: u8) -> u8 {
+        self.controller.read(offset)
     }
 
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        if let (Ok(offset), Some(&value)) = (u8::try_from(offset), data.first()) {
-            // The only error is the reset trigger's, which cannot fail.
-            let _ = self.controller.write(offset, value);
-        }
+    fn write_byte(&mut self, offset: u8, value: u8) {
+        // The only error is the reset trigger's, which cannot fail.
+        let _ = self.controller.write(offset, value);
     }
 }
 
@@ -60,20 +55,12 @@ impl std::fmt::Debug for I8042 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Requests(Mutex<Vec<PowerRequest>>);
-
-    impl PowerControl for Requests {
-        fn request(&self, request: PowerRequest) {
-            self.0.lock().unwrap().push(request);
-        }
-    }
+    use crate::power::Recorded;
+    use crate::BusDevice;
 
     #[test]
     fn command_0xfe_resets_and_others_do_not() {
-        let requests = Arc::new(Requests::default());
+        let requests = Arc::new(Recorded::default());
         let mut i8042 = I8042::new(requests.clone());
         i8042.write(4, &[0x20]); // read the command byte
         let mut status = [0u8];

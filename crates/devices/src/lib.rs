@@ -15,7 +15,7 @@ mod serial;
 
 pub use acpi::DescribeAcpi;
 pub use acpi_pm::PowerManagement;
-pub use bus::{Bus, BusDevice, BusError};
+pub use bus::{Bus, BusDevice, BusError, ByteRegisters};
 pub use ged::{GenericEventDevice, GED_PORT};
 pub use i8042::I8042;
 pub use interrupt::IrqLine;

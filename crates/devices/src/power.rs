@@ -14,3 +14,15 @@ pub enum PowerRequest {
 pub trait PowerControl: Send + Sync {
     fn request(&self, request: PowerRequest);
 }
+
+/// What the devices asked, for their tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct Recorded(pub std::sync::Mutex<Vec<PowerRequest>>);
+
+#[cfg(test)]
+impl PowerControl for Recorded {
+    fn request(&self, request: PowerRequest) {
+        self.0.lock().unwrap().push(request);
+    }
+}

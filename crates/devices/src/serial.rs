@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use acpi_tables::{aml, Aml, AmlSink};
 use vm_superio::serial::NoEvents;
 
-use crate::{BusDevice, DescribeAcpi, IrqLine};
+use crate::{ByteRegisters, DescribeAcpi, IrqLine};
 
 pub const COM1_PORT: u64 = 0x3f8;
 pub const COM1_IRQ: u32 = 4;
@@ -79,19 +79,14 @@ impl Serial {
     }
 }
 
-impl BusDevice for Serial {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        data.fill(0);
-        if let (Ok(offset), Some(first)) = (u8::try_from(offset), data.first_mut()) {
-            *first = self.uart.read(offset);
-        }
+impl ByteRegisters for Serial {
+    fn read_byte(&mut self, offset: u8) -> u8 {
+        self.uart.read(offset)
     }
 
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        if let (Ok(offset), Some(&value)) = (u8::try_from(offset), data.first()) {
-            if let Err(error) = self.uart.write(offset, value) {
-                log::warn!("serial: {error:?}");
-            }
+    fn write_byte(&mut self, offset: u8, value: u8) {
+        if let Err(error) = self.uart.write(offset, value) {
+            log::warn!("serial: {error:?}");
         }
     }
 }
@@ -132,6 +127,7 @@ impl std::fmt::Debug for Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BusDevice;
     use std::sync::{Arc, Mutex};
 
     /// A sink the test can read.
