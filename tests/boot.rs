@@ -7,23 +7,9 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kvmon_tests::{kvmon_bin, test_guest, TempDir, Vmm};
-
-/// Runs kvmon to completion: (exit code, stderr).
-fn run(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(kvmon_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kvmon");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use kvmon_tests::{kvmon_bin, run_kvmon, test_guest, TempDir, Vmm};
 
 #[test]
 fn what_cannot_be_booted_is_one_error_line_and_exit_status_1() {
@@ -88,7 +74,7 @@ fn what_cannot_be_booted_is_one_error_line_and_exit_status_1() {
         ),
     ];
     for (args, expected) in cases {
-        let (code, stderr) = run(&args);
+        let (code, _, stderr) = run_kvmon(&args);
         assert_eq!(code, Some(1), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(
@@ -125,31 +111,11 @@ fn start(args: &[&str]) -> Vmm {
     vmm
 }
 
-fn wait_for_file(vmm: &Vmm, name: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(vmm.dir.join(name)).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in {name}: {text:?}\n{}",
-            vmm.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn serial_stdio_and_nographic_print_on_standard_output() {
     for args in [&["-serial", "stdio"][..], &["-nographic"][..]] {
         let vmm = start(args);
-        wait_for_file(
-            &vmm,
-            "stdout",
-            "kvmon firmware 0.1.0: the machine is up.\r\n",
-        );
+        vmm.wait_for_output("stdout", "kvmon firmware 0.1.0: the machine is up.\r\n", 1);
     }
 }
 

@@ -4,7 +4,7 @@
 // In tests a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kvmon_tests::{normalize, Client, Vmm};
 
@@ -139,15 +139,7 @@ fn ticks(vmm: &Vmm) -> usize {
 }
 
 fn wait_for_ticks(vmm: &Vmm, more_than: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ticks(vmm) <= more_than {
-        assert!(
-            Instant::now() < deadline,
-            "the guest does not run:\n{}",
-            vmm.serial()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    vmm.wait_for_output("serial", "kvmon-test: tick", more_than + 1);
 }
 
 #[test]
@@ -197,15 +189,7 @@ fn system_reset_restarts_a_running_guest_and_a_paused_one_waits_in_prelaunch() {
 
 /// Waits until the guest has started `count` times.
 fn wait_for_boots(vmm: &Vmm, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while vmm.serial().matches("kvmon-test: start").count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no boot {count}:\n{}",
-            vmm.serial()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    vmm.wait_for_output("serial", "kvmon-test: start", count);
 }
 
 #[test]

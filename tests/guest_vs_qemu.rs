@@ -42,11 +42,7 @@ fn transcript(vmm: &Vmm, steps: &[Step]) -> Vec<String> {
             Serial(text) => {
                 let seen = printed.entry(*text).or_insert(0);
                 *seen += 1;
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while vmm.serial().matches(text).count() < *seen {
-                    assert!(Instant::now() < deadline, "no {text:?}:\n{}", vmm.serial());
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                vmm.wait_for_output("serial", text, *seen);
             }
         }
     }

@@ -14,23 +14,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kvmon_tests::{kvmon_bin, Client, TempDir, Vmm};
+use kvmon_tests::{kvmon_bin, run_kvmon, Client, TempDir, Vmm};
 
 const STATUS_PRELAUNCH: &str = r#"{"return": {"status": "prelaunch", "running": false}}"#;
-
-/// Runs kvmon to completion: (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(kvmon_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kvmon");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// Starts kvmon with exactly these arguments, in `dir`.
 fn start(args: &[&str], dir: TempDir) -> Vmm {
@@ -76,21 +62,21 @@ fn inherit(command: &mut Command, fd: RawFd) {
 #[test]
 fn help_and_version_go_to_stdout_with_status_zero() {
     for flag in ["-h", "-help", "--help"] {
-        let (code, stdout, stderr) = run(&[flag]);
+        let (code, stdout, stderr) = run_kvmon(&[flag]);
         assert_eq!(code, Some(0));
         assert!(stdout.contains("usage: kvmon [options]"), "{stdout}");
         assert!(stdout.contains("-qmp dev"));
         assert_eq!(stderr, "");
     }
     for flag in ["-version", "--version"] {
-        let (code, stdout, _) = run(&[flag]);
+        let (code, stdout, _) = run_kvmon(&[flag]);
         assert_eq!(code, Some(0));
         assert!(
             stdout.starts_with("QEMU emulator version 10.0.0 (kvmon-"),
             "{stdout}"
         );
     }
-    let (code, stdout, _) = run(&["-machine", "help"]);
+    let (code, stdout, _) = run_kvmon(&["-machine", "help"]);
     assert_eq!(
         (code, stdout.as_str()),
         (
@@ -130,7 +116,7 @@ fn command_line_errors_are_qemus_lines_and_status_one() {
         (&["-M", "none", "-mon", "chardev=m"], "kvmon: -mon chardev=m: the human monitor (mode=readline) is not supported by kvmon; use mode=control\n"),
     ];
     for (args, expected) in cases {
-        let (code, stdout, stderr) = run(args);
+        let (code, stdout, stderr) = run_kvmon(args);
         assert_eq!(code, Some(1), "{args:?}: {stderr}");
         assert_eq!(stderr, *expected, "{args:?}");
         assert_eq!(stdout, "");
@@ -345,7 +331,7 @@ fn a_locked_pidfile_stops_a_second_instance() {
         std::fs::read_to_string(&pidfile).unwrap(),
         format!("{}\n", first.pid())
     );
-    let (code, _, stderr) = run(&["-M", "none", "-pidfile", pidfile.to_str().unwrap()]);
+    let (code, _, stderr) = run_kvmon(&["-M", "none", "-pidfile", pidfile.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert_eq!(
         stderr,
@@ -370,7 +356,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
         std::fs::remove_file(&path).unwrap();
         UnixListener::bind(&path).unwrap()
     });
-    let (code, _, stderr) = run(&["-M", "none", "-qmp", &arg]);
+    let (code, _, stderr) = run_kvmon(&["-M", "none", "-qmp", &arg]);
     assert_eq!(code, Some(1));
     assert_eq!(
         stderr,

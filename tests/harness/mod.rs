@@ -8,4 +8,6 @@ pub mod client;
 pub mod process;
 
 pub use client::{normalize, Client};
-pub use process::{default_firmware, kvmon_bin, qemu_bin, test_guest, TempDir, Vmm, QEMU_KVM};
+pub use process::{
+    default_firmware, kvmon_bin, qemu_bin, run_kvmon, test_guest, TempDir, Vmm, QEMU_KVM,
+};

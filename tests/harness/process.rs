@@ -51,6 +51,20 @@ pub const QEMU_KVM: &[&str] = &[
     "host,-arch-capabilities,-cx16",
 ];
 
+/// Runs kvmon with `args` to its end: (exit code, stdout, stderr).
+pub fn run_kvmon(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(kvmon_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kvmon");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// QEMU, the reference; `cargo xtask ci` installs it.
 pub fn qemu_bin() -> PathBuf {
     let path = PathBuf::from("/usr/bin/qemu-system-x86_64");
@@ -186,15 +200,21 @@ impl Vmm {
 
     /// Waits until the serial output contains `needle`; returns the output.
     pub fn wait_for_serial(&self, needle: &str) -> String {
+        self.wait_for_output("serial", needle, 1)
+    }
+
+    /// Waits until the file `name` in the VMM's directory (its serial port,
+    /// stdout, ...) holds `needle` `count` times; returns its text.
+    pub fn wait_for_output(&self, name: &str, needle: &str, count: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let serial = self.serial();
-            if serial.contains(needle) {
-                return serial;
+            let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+            if text.matches(needle).count() >= count {
+                return text;
             }
             assert!(
                 Instant::now() < deadline,
-                "no {needle:?} on the serial port; it shows:\n{serial}\nstderr:\n{}",
+                "{needle:?} not {count} times in {name}; it shows:\n{text}\nstderr:\n{}",
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(5));

@@ -60,9 +60,10 @@ class Kvmon:
         except FileNotFoundError:
             return ""
 
-    def wait_for_serial(self, text: str, timeout: float = 20):
+    def wait_for_serial(self, text: str, count: int = 1, timeout: float = 20):
+        """Waits until the serial port has shown `text` `count` times."""
         deadline = time.monotonic() + timeout
-        while text not in self.serial():
+        while self.serial().count(text) < count:
             assert time.monotonic() < deadline, f"no {text!r} on the serial port: {self.serial()!r}"
             time.sleep(0.005)
 

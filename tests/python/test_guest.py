@@ -1,8 +1,6 @@
 """A KVM guest (kvmon's default firmware) driven through its life by the
 real qemu.qmp client, as a QEMU guest is."""
 
-import asyncio
-
 from qemu.qmp import QMPClient
 
 from conftest import run
@@ -34,10 +32,7 @@ def test_a_guest_through_stop_cont_reset_and_the_power_button(guest):
                 assert reset["event"] == "RESET"
                 assert reset["data"] == {"guest": False, "reason": "host-qmp-system-reset"}
                 # The firmware boots again and waits for the button.
-                deadline = asyncio.get_running_loop().time() + 20
-                while guest.serial().count("Idle; press the power button") < 2:
-                    assert asyncio.get_running_loop().time() < deadline, guest.serial()
-                    await asyncio.sleep(0.01)
+                guest.wait_for_serial("Idle; press the power button", count=2)
 
                 await qmp.execute("system_powerdown")
                 assert (await events.get())["event"] == "POWERDOWN"
