@@ -13,7 +13,8 @@ use std::path::PathBuf;
 
 use machine::{Actions, MachineConfig, Uuid};
 use monitor::MonitorSpec;
-use qmp::commands::{PanicAction, RebootAction, ShutdownAction, WatchdogAction};
+use qmp::commands::{RebootAction, SetAction, ShutdownAction};
+use qmp::schema::{Field, SchemaType};
 
 use chardev::{Chardev, Compat};
 pub use guest::GuestConfig;
@@ -339,7 +340,8 @@ impl Builder {
         Ok(())
     }
 
-    /// `-action reboot=...,shutdown=...,panic=...,watchdog=...`.
+    /// `-action reboot=...,shutdown=...,panic=...,watchdog=...`: the
+    /// arguments of QMP `set-action`, checked by its schema.
     fn action(&mut self, value: &str, location: &str) -> Result<(), CliError> {
         const ACTION: Schema<'static> = Schema {
             implied: None,
@@ -347,28 +349,13 @@ impl Builder {
             booleans: &[],
         };
         let opts = opts::parse(value, &ACTION, location)?;
-        let invalid = |key: &str, value: &str| {
-            CliError::at(
-                location,
-                format!("Parameter '{key}' does not accept value '{value}'"),
-            )
-        };
-        if let Some(value) = opts.get("reboot") {
-            self.actions.reboot =
-                RebootAction::from_wire(value).ok_or_else(|| invalid("reboot", value))?;
-        }
-        if let Some(value) = opts.get("shutdown") {
-            self.actions.shutdown =
-                ShutdownAction::from_wire(value).ok_or_else(|| invalid("shutdown", value))?;
-        }
-        if let Some(value) = opts.get("panic") {
-            self.actions.panic =
-                PanicAction::from_wire(value).ok_or_else(|| invalid("panic", value))?;
-        }
-        if let Some(value) = opts.get("watchdog") {
-            self.actions.watchdog =
-                WatchdogAction::from_wire(value).ok_or_else(|| invalid("watchdog", value))?;
-        }
+        let arguments: qmp::json::Map<String, qmp::Value> = opts
+            .keys()
+            .filter_map(|key| Some((key.to_string(), qmp::Value::from(opts.get(key)?))))
+            .collect();
+        let set = SetAction::from_value(&qmp::Value::Object(arguments), &Field::root())
+            .map_err(|error| CliError::at(location, error.desc))?;
+        self.actions.apply(&set);
         Ok(())
     }
 
@@ -565,6 +552,23 @@ mod tests {
             )),
             Err(error) => Err(error.to_string()),
         }
+    }
+
+    #[test]
+    fn action_takes_set_actions_arguments_and_errors() {
+        let config = run("-M none -no-reboot -action shutdown=pause,panic=none").unwrap();
+        let actions = config.machine.actions;
+        assert_eq!(actions.reboot, RebootAction::Shutdown);
+        assert_eq!(actions.shutdown, ShutdownAction::Pause);
+        assert_eq!(actions.panic, qmp::commands::PanicAction::None);
+        assert_eq!(
+            run("-action shutdown=sleep").unwrap_err(),
+            "-action shutdown=sleep: Parameter 'shutdown' does not accept value 'sleep'"
+        );
+        assert_eq!(
+            run("-action foo=bar").unwrap_err(),
+            "-action foo=bar: Invalid parameter 'foo'"
+        );
     }
 
     #[test]
