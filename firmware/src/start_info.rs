@@ -39,14 +39,6 @@ impl Boot {
             ram: ram(u64_at(40), u32_at(48)),
         }
     }
-
-    /// The value of `key=value` on the command line, or `None`.
-    pub fn arg(&self, key: &str) -> Option<&'static str> {
-        self.cmdline.split(' ').find_map(|word| {
-            let (k, v) = word.split_once('=')?;
-            (k == key).then_some(v)
-        })
-    }
 }
 
 /// The RAM (type 1) in the memory map of `entries` entries at `address`.

@@ -78,15 +78,15 @@ impl Machine {
         })
     }
 
-    /// Collects a finished build (waiting for it with `wait`).  Returns the
-    /// guest's console once, when the machine is ready to launch.
-    pub fn settle(&mut self, wait: bool) -> Result<Option<Option<Console>>, CliError> {
+    /// Collects a finished build (waiting for it with `wait`).  True once,
+    /// when the machine has just become ready to launch.
+    pub fn settle(&mut self, wait: bool) -> Result<bool, CliError> {
         if wait {
             self.collect();
         } else if let State::Building(receiver) = &self.state {
             match receiver.try_recv() {
                 Ok(built) => self.collected(Ok(built)),
-                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Empty) => return Ok(false),
                 Err(TryRecvError::Disconnected) => self.collected(Err(())),
             }
         }
@@ -96,9 +96,9 @@ impl Machine {
                 .unwrap_or_else(|| CliError::bare("the machine could not be built"))),
             State::Ready(_) if !self.launched => {
                 self.launched = true;
-                Ok(Some(self.console.take()))
+                Ok(true)
             }
-            _ => Ok(None),
+            _ => Ok(false),
         }
     }
 
@@ -134,6 +134,11 @@ impl Machine {
             State::Ready(vm) => Some(vm),
             _ => None,
         }
+    }
+
+    /// The built guest's console, for the main loop to serve.
+    pub fn take_console(&mut self) -> Option<Console> {
+        self.console.take()
     }
 
     pub fn launch(&mut self) {

@@ -77,7 +77,7 @@ pub fn run(
     let mut console = None;
     if let Some(daemon) = daemon {
         // The parent's exit status says whether the guest could be built.
-        console = launch(&mut machine, true, poll.registry())?.flatten();
+        launch(&mut machine, true, poll.registry(), &mut console)?;
         daemon.ready().map_err(CliError::bare)?;
     }
 
@@ -142,9 +142,7 @@ pub fn run(
                 }
             }
         }
-        if let Some(built) = launch(&mut machine, false, poll.registry())? {
-            console = built;
-        }
+        launch(&mut machine, false, poll.registry(), &mut console)?;
         machine.process_requests();
         server.tick(&mut machine);
         if let Some(status) = machine.exit_status() {
@@ -155,23 +153,25 @@ pub fn run(
     }
 }
 
-/// Once the machine is built: its console on the loop, then the guest
-/// started.  Returns the console when that happened now.
+/// Once the machine is built: its console (into `console`) on the loop,
+/// then the guest started.
 fn launch(
     machine: &mut Machine,
     wait: bool,
     registry: &mio::Registry,
-) -> Result<Option<Option<Console>>, CliError> {
-    let Some(mut console) = machine.settle(wait)? else {
-        return Ok(None);
-    };
-    if let Some(console) = &mut console {
+    console: &mut Option<Console>,
+) -> Result<(), CliError> {
+    if !machine.settle(wait)? {
+        return Ok(());
+    }
+    *console = machine.take_console();
+    if let Some(console) = console {
         console
             .register(registry, CONSOLE)
             .map_err(|e| CliError::bare(format!("cannot serve the serial console: {e}")))?;
     }
     machine.launch();
-    Ok(Some(console))
+    Ok(())
 }
 
 /// QEMU's line for a terminating signal, naming the sender when known.

@@ -9,7 +9,7 @@ pub mod run_state;
 mod vm;
 
 pub use identity::Uuid;
-pub use lifecycle::{Actions, Execution, Lifecycle, NoVcpus};
+pub use lifecycle::{Actions, Execution, NoVcpus};
 pub use vm::{Platform, Request, Vm};
 
 /// What the command line asks of every machine.
