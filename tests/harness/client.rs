@@ -1,6 +1,8 @@
 //! A raw QMP client: bytes in, CRLF-terminated lines out.
 
-use std::io::{ErrorKind, Read, Write};
+use std::fmt::Debug;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,9 +10,27 @@ use std::time::{Duration, Instant};
 /// How long a reply may take before a test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A stream a client talks over: a Unix socket, or TCP (the test host's
+/// forwarded port).
+pub trait Socket: Read + Write + Debug {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Socket for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Socket for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
 #[derive(Debug)]
-pub struct Client {
-    pub stream: UnixStream,
+pub struct Client<S: Socket = UnixStream> {
+    pub stream: S,
     buffer: Vec<u8>,
     /// The greeting, as received (without CRLF).
     pub greeting: String,
@@ -35,9 +55,11 @@ impl Client {
         );
         client
     }
+}
 
+impl<S: Socket> Client<S> {
     /// Wraps a connected stream without reading anything.
-    pub fn over(stream: UnixStream) -> Client {
+    pub fn over(stream: S) -> Client<S> {
         Client {
             stream,
             buffer: Vec::new(),

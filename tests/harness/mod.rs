@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod process;
+pub mod testhost;
 
 pub use client::{normalize, Client};
 pub use process::{

@@ -35,6 +35,7 @@ pub fn ci() -> Result<(), String> {
     // too noisy to gate on; the recorded full run is in docs/benchmarks.md.
     run("cargo", &["xtask", "bench", "qmp", "--quick"], &[])?;
     run("cargo", &["xtask", "bench", "boot", "--quick"], &[])?;
+    run("cargo", &["xtask", "bench", "linux", "--quick"], &[])?;
     println!("ci: all passed");
     Ok(())
 }

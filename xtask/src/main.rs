@@ -3,11 +3,13 @@
 //! - `ci`: install what the tests need, then format check, clippy and every test.
 //! - `qmp-docs`: regenerate docs/qmp/ from the schema.
 //! - `firmware`: build the guest programs of firmware/ into target/firmware/.
-//! - `bench qmp|boot [--quick] [--record]`: kvmon against QEMU, side by side.
+//! - `bench qmp|boot|linux [--quick] [--record]`: kvmon against QEMU, side by side.
+//! - `testhost [shell]`: build the test host (real KVM under emulation).
 
 mod bench;
 mod ci;
 mod process;
+mod testhost;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +21,9 @@ fn main() -> ExitCode {
         Some("qmp-docs") => qmp_docs(),
         Some("firmware") => firmware(),
         Some("bench") => bench::run(&args[1..]),
+        Some("testhost") => testhost::run(&args[1..]),
         _ => Err(
-            "usage: cargo xtask ci | qmp-docs | firmware | bench qmp|boot [--quick] [--record]"
+            "usage: cargo xtask ci | qmp-docs | firmware | testhost [shell] | bench qmp|boot|linux [--quick] [--record]"
                 .to_string(),
         ),
     };

@@ -48,7 +48,10 @@ impl BusDevice for PowerManagement {
                     );
                 }
             }
-            RESET if value == RESET_VALUE => self.power.request(PowerRequest::Reset),
+            RESET if value == RESET_VALUE => {
+                log::debug!("the guest resets the machine through the ACPI reset register");
+                self.power.request(PowerRequest::Reset);
+            }
             _ => {}
         }
     }

@@ -14,6 +14,7 @@ impl vm_superio::Trigger for ResetLine {
     type E = std::convert::Infallible;
 
     fn trigger(&self) -> Result<(), Self::E> {
+        log::debug!("the guest resets the machine through the keyboard controller");
         self.0.request(PowerRequest::Reset);
         Ok(())
     }

@@ -1,10 +1,10 @@
 //! A KVM guest from its command-line description: the kernel and initrd
-//! read from their files (or the default firmware), the serial console
-//! opened, and the platform built with its vCPUs parked.
+//! files opened (or the default firmware), the serial console opened, and
+//! the platform built with its vCPUs parked.
 
 use std::sync::Arc;
 
-use machine::kvm::{BootSource, KvmConfig, KvmPlatform, DEFAULT_FIRMWARE};
+use machine::kvm::{BootSource, Image, KvmConfig, KvmPlatform, DEFAULT_FIRMWARE};
 use mio::Waker;
 
 use crate::cli::{CliError, GuestConfig};
@@ -29,28 +29,29 @@ pub fn build(
 
 fn boot_source(guest: &GuestConfig) -> Result<BootSource, CliError> {
     // A regular file no larger than guest memory: not /dev/zero, not a FIFO.
-    let read = |path: &std::path::Path, what: &str| {
+    let open = |path: &std::path::Path, what: &str| {
         let fail = |why: String| {
             CliError::bare(format!("could not open {what} '{}': {why}", path.display()))
         };
-        let metadata = std::fs::metadata(path).map_err(|e| fail(monitor::os_error(&e)))?;
+        let file = std::fs::File::open(path).map_err(|e| fail(monitor::os_error(&e)))?;
+        let metadata = file.metadata().map_err(|e| fail(monitor::os_error(&e)))?;
         if !metadata.is_file() {
             return Err(fail("it is not a regular file".into()));
         }
         if metadata.len() > guest.ram_size {
             return Err(fail("it is larger than guest memory".into()));
         }
-        std::fs::read(path).map_err(|e| fail(monitor::os_error(&e)))
+        Ok(Image::File(Arc::new(file)))
     };
     let (kernel_name, kernel) = match &guest.kernel {
-        Some(path) => (path.display().to_string(), read(path, "kernel file")?),
+        Some(path) => (path.display().to_string(), open(path, "kernel file")?),
         None => (
             "the default firmware".to_string(),
-            DEFAULT_FIRMWARE.to_vec(),
+            Image::Memory(DEFAULT_FIRMWARE.to_vec()),
         ),
     };
     let initrd = match &guest.initrd {
-        Some(path) => Some(read(path, "initrd")?),
+        Some(path) => Some(open(path, "initrd")?),
         None => None,
     };
     Ok(BootSource {

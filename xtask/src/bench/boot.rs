@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use kvmon_tests::{default_firmware, test_guest, TempDir, QEMU_KVM};
 
-use super::stats::percentile;
+use super::stats::{percentile, rss_without_guest_ram};
 use super::table::{record, render, Measure};
 
 /// Guest RAM for every run.
@@ -268,26 +268,7 @@ fn connect(path: &Path, child: &mut Child) -> Result<UnixStream, String> {
 fn vmm_rss_kib(pid: u32) -> Result<u64, String> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
         .map_err(|e| format!("cannot read smaps: {e}"))?;
-    let mut total = 0;
-    let mut guest_ram = false;
-    for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let Some(first) = words.next() else { continue };
-        if let Some((start, end)) = first.split_once('-') {
-            let (Ok(start), Ok(end)) =
-                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
-            else {
-                continue;
-            };
-            guest_ram = end - start >= RAM_MIB << 20;
-        } else if first == "Rss:" && !guest_ram {
-            total += words
-                .next()
-                .and_then(|kib| kib.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Ok(total)
+    Ok(rss_without_guest_ram(&smaps, RAM_MIB << 20))
 }
 
 fn report(kvmon: &Results, qemu: Option<&Results>, runs: usize, stops: usize) -> String {

@@ -1,6 +1,7 @@
 //! `cargo xtask bench ...`: kvmon against QEMU, side by side, in one run.
 
 mod boot;
+mod linux;
 mod qmp;
 mod stats;
 mod table;
@@ -9,6 +10,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("qmp") => qmp::run(&args[1..]),
         Some("boot") => boot::run(&args[1..]),
-        _ => Err("usage: cargo xtask bench qmp|boot [--quick] [--record]".to_string()),
+        Some("linux") => linux::run(&args[1..]),
+        _ => Err("usage: cargo xtask bench qmp|boot|linux [--quick] [--record]".to_string()),
     }
 }

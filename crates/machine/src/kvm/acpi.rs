@@ -1,6 +1,7 @@
 //! The ACPI tables: RSDP → XSDT → FADT (hardware-reduced, with the sleep
 //! and reset registers) → DSDT (each device's own AML, and `\_S5`), and the
-//! MADT with a local APIC per vCPU and the I/O APIC.
+//! MADT with a local APIC per vCPU and the I/O APIC.  Beside them, at the
+//! BIOS's reset vector, a stub that resets the machine as a BIOS would.
 
 use acpi_tables::aml;
 use acpi_tables::fadt::{FADTBuilder, Flags};
@@ -18,7 +19,7 @@ use devices::acpi_pm::{
 use devices::DescribeAcpi;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use super::layout::{ACPI_END, ACPI_START, IOAPIC, LAPIC};
+use super::layout::{ACPI_START, IOAPIC, LAPIC, RESET_VECTOR};
 
 const OEM_ID: [u8; 6] = *b"KVMON ";
 const OEM_TABLE_ID: [u8; 8] = *b"KVMONMV ";
@@ -88,7 +89,7 @@ pub fn build(vcpus: u32, devices: &[&dyn DescribeAcpi]) -> Result<Tables, String
     let fadt_at = align(xsdt_at + xsdt_len);
     let madt_at = align(fadt_at + acpi_tables::fadt::FADT::len() as u64);
     let dsdt_at = align(madt_at + madt.len() as u64);
-    if dsdt_at + dsdt.len() as u64 > ACPI_END {
+    if dsdt_at + dsdt.len() as u64 > RESET_VECTOR {
         return Err("the ACPI tables do not fit below 1 MiB".into());
     }
 
@@ -116,8 +117,29 @@ pub fn build(vcpus: u32, devices: &[&dyn DescribeAcpi]) -> Result<Tables, String
             (fadt_at, fadt),
             (madt_at, madt),
             (dsdt_at, dsdt),
+            (RESET_VECTOR, reset_stub()),
         ],
     })
+}
+
+/// Real-mode code for the reset vector: write the reset value to the ACPI
+/// reset register, then halt.  Linux on a hardware-reduced ACPI machine
+/// without EFI restarts by jumping here after its other ways fail
+/// (arch/x86/kernel/reboot.c); on QEMU, SeaBIOS answers the same way.
+fn reset_stub() -> Vec<u8> {
+    let [port_low, port_high] = ((ACPI_PM_PORT + RESET) as u16).to_le_bytes();
+    vec![
+        0xba,
+        port_low,
+        port_high, // mov dx, port
+        0xb0,
+        RESET_VALUE, // mov al, value
+        0xee,        // out dx, al
+        0xfa,        // cli
+        0xf4,        // hlt
+        0xeb,
+        0xfd, // jmp to the hlt
+    ]
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@
 //! Loading again after a reset restores the kernel the guest may have
 //! overwritten, as QEMU restores its ROM blobs.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::fs::File;
 use std::io::Cursor;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use linux_loader::configurator::linux::LinuxBootConfigurator;
 use linux_loader::configurator::pvh::PvhBootConfigurator;
@@ -33,14 +37,42 @@ const LOADER_UNDEFINED: u8 = 0xff;
 /// Where an initrd may end at the latest when the kernel does not say.
 const INITRD_LIMIT: u64 = 0x3800_0000;
 
-/// What to boot, held in memory so a reset can load it again.
+/// What to boot; a reset loads it again.
 #[derive(Debug, Clone)]
 pub struct BootSource {
     /// The kernel's name for messages (its path, or "the default firmware").
     pub kernel_name: String,
-    pub kernel: Vec<u8>,
-    pub initrd: Option<Vec<u8>>,
+    pub kernel: Image,
+    pub initrd: Option<Image>,
     pub cmdline: String,
+}
+
+/// A kernel or initrd: bytes kvmon holds (the embedded firmware), or a file
+/// it opened at start-up and reads at each load, so that a large kernel
+/// does not stay in kvmon's memory between loads.
+#[derive(Debug, Clone)]
+pub enum Image {
+    Memory(Vec<u8>),
+    File(Arc<File>),
+}
+
+impl Image {
+    /// The bytes, read for one load; more than `limit` is an error.
+    fn read(&self, limit: u64) -> Result<Cow<'_, [u8]>, String> {
+        match self {
+            Image::Memory(bytes) => Ok(Cow::Borrowed(bytes)),
+            Image::File(file) => {
+                let size = file.metadata().map_err(|e| e.to_string())?.len();
+                if size > limit {
+                    return Err("it is larger than guest memory".into());
+                }
+                let mut bytes = vec![0; size as usize];
+                file.read_exact_at(&mut bytes, 0)
+                    .map_err(|e| e.to_string())?;
+                Ok(Cow::Owned(bytes))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +111,12 @@ pub fn load(
 ) -> Result<Entry, BootError> {
     let name = &source.kernel_name;
     let bad = |what: String| BootError(format!("{name}: {what}"));
-    let mut image = Cursor::new(source.kernel.as_slice());
-    let (loaded, format) = match format(&source.kernel) {
+    let kernel = source
+        .kernel
+        .read(ram_size)
+        .map_err(|e| bad(format!("cannot read the kernel: {e}")))?;
+    let mut image = Cursor::new(kernel.as_ref());
+    let (loaded, format) = match format(&kernel) {
         Some(Format::Elf) => (
             Elf::load(memory, None, &mut image, Some(GuestAddress(HIGH_MEMORY))),
             Format::Elf,
@@ -120,13 +156,18 @@ pub fn load(
         .filter(|&max| max != 0)
         .unwrap_or(INITRD_LIMIT);
     let initrd = match &source.initrd {
-        Some(initrd) => Some(place_initrd(
-            memory,
-            ram_size,
-            initrd,
-            kernel_end,
-            initrd_limit,
-        )?),
+        Some(initrd) => {
+            let initrd = initrd
+                .read(ram_size)
+                .map_err(|e| BootError(format!("cannot read the initrd: {e}")))?;
+            Some(place_initrd(
+                memory,
+                ram_size,
+                &initrd,
+                kernel_end,
+                initrd_limit,
+            )?)
+        }
         None => None,
     };
 
@@ -337,8 +378,8 @@ mod tests {
     fn source(kernel: Vec<u8>) -> BootSource {
         BootSource {
             kernel_name: "test".into(),
-            kernel,
-            initrd: Some(vec![0x5a; 10_000]),
+            kernel: Image::Memory(kernel),
+            initrd: Some(Image::Memory(vec![0x5a; 10_000])),
             cmdline: "console=ttyS0 panic=-1".into(),
         }
     }
@@ -472,7 +513,7 @@ mod tests {
         let error = load(&memory, RAM, &source(b"not a kernel".to_vec()), 0).unwrap_err();
         assert!(error.0.contains("not a kernel kvmon can boot"), "{error}");
         let mut huge = source(pvh_elf(&[0; 16]));
-        huge.initrd = Some(vec![0; RAM as usize]);
+        huge.initrd = Some(Image::Memory(vec![0; RAM as usize]));
         let error = load(&memory, RAM, &huge, 0).unwrap_err();
         assert!(error.0.contains("does not fit"), "{error}");
         let truncated = bzimage(&[])[..0x210].to_vec();

@@ -25,6 +25,9 @@ pub const EBDA_START: u64 = 0x9fc00;
 /// ACPI tables: the RSDP first (where a legacy scan finds it), then the rest.
 pub const ACPI_START: u64 = 0xe0000;
 pub const ACPI_END: u64 = 0x100000;
+/// The BIOS's reset vector below 1 MiB (real mode F000:FFF0), where the
+/// ACPI tables' area ends.
+pub const RESET_VECTOR: u64 = 0xffff0;
 /// Kernels load here.
 pub const HIGH_MEMORY: u64 = 0x100000;
 /// The 32-bit MMIO hole: RAM above 3 GiB moves to 4 GiB.

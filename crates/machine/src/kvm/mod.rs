@@ -30,7 +30,7 @@ use qmp::commands::{CpuInfoFast, CpuInfoFastBase, CpuInfoFastVariant, CpuInstanc
 use qmp::QmpError;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
-pub use boot::BootSource;
+pub use boot::{BootSource, Image};
 
 use crate::lifecycle::Execution;
 use crate::vm::{Platform, Request};

@@ -128,7 +128,9 @@ fn exit(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
         }
         VcpuExit::IoOut(port, data) => {
             for access in data.chunks(io_size(run)) {
-                shared.pio.write(u64::from(port), access);
+                if !shared.pio.write(u64::from(port), access) {
+                    log::trace!("vCPU {index}: write of {access:x?} to unclaimed port {port:#x}");
+                }
             }
             return Outcome::Io;
         }

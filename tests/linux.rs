@@ -1,0 +1,230 @@
+//! Debian's Linux under kvmon on real KVM, in the test host
+//! (harness/testhost.rs): PVH vmlinux and bzImage boots with an initramfs
+//! whose init plays a scenario (xtask/src/testhost/guest-init.sh), guest and
+//! QMP power management, stop/cont, the guest's clock, and the kernel's
+//! warnings beside QEMU's on the same guest.
+
+// In tests a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kvmon_tests::testhost::{testhost, Run, TestHost, QMP};
+use serde_json::Value;
+
+/// What the guest's init prints once it runs.
+const READY: &str = "testhost-guest: ready";
+/// A boot takes 8-15 s in the test host; give it room on a busy machine.
+const BOOT: Duration = Duration::from_secs(90);
+
+/// kvmon booting `kernel` (`vmlinux` or `vmlinuz`) with the guest initramfs
+/// and `scenario`, on two CPUs, QMP forwarded, serial port on stdout.
+fn linux<'h>(host: &'h mut TestHost, kernel: &str, scenario: &str, extra: &[&str]) -> Run<'h> {
+    let append = format!("console=ttyS0 quiet scenario={scenario}");
+    let mut args = vec!["-m", "512", "-smp", "2", "-serial", "stdio", "-qmp", QMP];
+    args.extend_from_slice(&["-kernel", kernel, "-initrd", "initramfs.cpio"]);
+    args.extend_from_slice(&["-append", &append]);
+    args.extend_from_slice(extra);
+    host.start("kvmon", &args)
+}
+
+/// The guest's ready line: `testhost-guest: ready scenario=... cpus=N ...`.
+fn ready_line(output: &str) -> String {
+    output
+        .lines()
+        .find(|line| line.contains(READY))
+        .unwrap()
+        .trim_end_matches('\r')
+        .to_string()
+}
+
+/// The value of `key=` on the ready line.
+fn field<'l>(line: &'l str, key: &str) -> &'l str {
+    let start = line.find(&format!(" {key}=")).unwrap() + key.len() + 2;
+    line[start..].split(' ').next().unwrap()
+}
+
+fn data(event: &str) -> Value {
+    let event: Value = serde_json::from_str(event).unwrap();
+    event["data"].clone()
+}
+
+fn event_named(client: &mut kvmon_tests::Client<std::net::TcpStream>, name: &str) -> Value {
+    let event = client.event();
+    assert!(event.contains(&format!("\"event\": \"{name}\"")), "{event}");
+    data(&event)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn pvh_vmlinux_boots_to_init_and_powers_off() {
+    let mut host = testhost();
+    let mut run = linux(&mut host, "vmlinux", "poweroff", &["-S"]);
+    let mut client = run.negotiated();
+    assert_eq!(client.command(r#"{"execute":"cont"}"#), r#"{"return": {}}"#);
+    event_named(&mut client, "RESUME");
+    let output = run.wait_for_output(READY, 1, BOOT);
+    let line = ready_line(&output);
+    assert_eq!(field(&line, "cpus"), "2", "{line}");
+    assert!(
+        line.ends_with("cmdline=console=ttyS0 quiet scenario=poweroff"),
+        "{line}"
+    );
+    // Linux reads the time at boot; the line was printed moments ago.
+    let guest_time: u64 = field(&line, "time").parse().unwrap();
+    assert!(
+        now().abs_diff(guest_time) <= 2,
+        "guest {guest_time}, host {}",
+        now()
+    );
+
+    let shutdown = event_named(&mut client, "SHUTDOWN");
+    assert_eq!(shutdown["guest"], true);
+    assert_eq!(shutdown["reason"], "guest-shutdown");
+    assert_eq!(run.wait(Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn bzimage_boots_and_a_guest_reboot_boots_it_again() {
+    let mut host = testhost();
+    let mut run = linux(&mut host, "vmlinuz", "reboot", &["-S"]);
+    let mut client = run.negotiated();
+    client.command(r#"{"execute":"cont"}"#);
+    event_named(&mut client, "RESUME");
+    let output = run.wait_for_output(READY, 1, BOOT);
+    let line = ready_line(&output);
+    assert_eq!(field(&line, "cpus"), "2", "{line}");
+    assert!(line.ends_with("scenario=reboot"), "{line}");
+
+    let reset = event_named(&mut client, "RESET");
+    assert_eq!(reset["guest"], true);
+    assert_eq!(reset["reason"], "guest-reset");
+    run.wait_for_output(READY, 2, BOOT);
+    assert!(run.running());
+}
+
+#[test]
+fn system_powerdown_shuts_linux_down_through_acpid() {
+    let mut host = testhost();
+    let mut run = linux(&mut host, "vmlinux", "acpid", &[]);
+    run.wait_for_output("testhost-guest: acpid started", 1, BOOT);
+    let mut client = run.negotiated();
+    assert_eq!(
+        client.command(r#"{"execute":"system_powerdown"}"#),
+        r#"{"return": {}}"#
+    );
+    event_named(&mut client, "POWERDOWN");
+    let shutdown = event_named(&mut client, "SHUTDOWN");
+    assert_eq!(shutdown["guest"], true);
+    assert_eq!(shutdown["reason"], "guest-shutdown");
+    assert_eq!(run.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn stop_cont_and_system_reset_while_linux_runs() {
+    let mut host = testhost();
+    let mut run = linux(&mut host, "vmlinux", "ticks", &[]);
+    run.wait_for_output("testhost-guest: tick 5", 1, BOOT);
+    let mut client = run.negotiated();
+
+    assert_eq!(client.command(r#"{"execute":"stop"}"#), r#"{"return": {}}"#);
+    event_named(&mut client, "STOP");
+    // A tick may be on its way through the test host's serial port.
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = run.output().matches("tick").count();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        run.output().matches("tick").count(),
+        stopped,
+        "ticks while stopped"
+    );
+    assert!(client
+        .command(r#"{"execute":"query-status"}"#)
+        .contains(r#""status": "paused""#));
+
+    assert_eq!(client.command(r#"{"execute":"cont"}"#), r#"{"return": {}}"#);
+    event_named(&mut client, "RESUME");
+    run.wait_for_output("tick", stopped + 3, Duration::from_secs(20));
+
+    assert_eq!(
+        client.command(r#"{"execute":"system_reset"}"#),
+        r#"{"return": {}}"#
+    );
+    let reset = event_named(&mut client, "RESET");
+    assert_eq!(reset["guest"], false);
+    assert_eq!(reset["reason"], "host-qmp-system-reset");
+    run.wait_for_output(READY, 2, BOOT);
+}
+
+/// The kernel's warnings (level 4 or worse), without what differs between
+/// runs (timestamps, addresses, counts).
+fn warnings(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|line| {
+            line.trim_end_matches('\r')
+                .split_once("testhost-guest: warning ")
+        })
+        .map(|(_, warning)| {
+            let text = warning.split_once(']').map_or(warning, |(_, text)| text);
+            text.split(|c: char| c.is_ascii_digit())
+                .collect::<Vec<_>>()
+                .join("#")
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The test host's KVM messages about what the guest did (unhandled MSRs).
+fn kvm_messages(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .filter_map(|line| line.split_once("guest rIP: "))
+        .filter_map(|(_, rest)| rest.split_once(' ').map(|(_, text)| text.to_string()))
+        .collect()
+}
+
+#[test]
+fn linux_warns_about_nothing_that_it_does_not_warn_about_on_qemu() {
+    let mut host = testhost();
+    let append = "console=ttyS0 quiet scenario=warnings";
+    let mut kernel_warnings = Vec::new();
+    let mut kvm_warnings = Vec::new();
+    for vmm in ["qemu", "kvmon"] {
+        let console_before = host.console().len();
+        let mut args = vec!["-m", "512", "-smp", "2", "-nodefaults", "-display", "none"];
+        args.extend_from_slice(&["-serial", "stdio", "-kernel", "vmlinux"]);
+        args.extend_from_slice(&["-initrd", "initramfs.cpio", "-append", append]);
+        let program = if vmm == "qemu" {
+            args.extend_from_slice(&["-M", "microvm", "-accel", "kvm", "-cpu", "host"]);
+            "qemu-system-x86_64"
+        } else {
+            "kvmon"
+        };
+        let mut run = host.start(program, &args);
+        let output = run.wait_for_output("testhost-guest: warnings end", 1, BOOT);
+        drop(run);
+        kernel_warnings.push(warnings(&output));
+        kvm_warnings.push(kvm_messages(&host.console()[console_before..]));
+    }
+    let [qemu, kvmon] = &kernel_warnings[..] else {
+        unreachable!()
+    };
+    let extra: Vec<_> = kvmon.iter().filter(|w| !qemu.contains(w)).collect();
+    assert!(
+        extra.is_empty(),
+        "Linux warns under kvmon only: {extra:#?}\n(QEMU: {qemu:#?})"
+    );
+    let [qemu, kvmon] = &kvm_warnings[..] else {
+        unreachable!()
+    };
+    let extra: Vec<_> = kvmon.iter().filter(|w| !qemu.contains(w)).collect();
+    assert!(extra.is_empty(), "KVM reports under kvmon only: {extra:#?}");
+}

@@ -1,0 +1,272 @@
+//! `cargo xtask bench linux`: in the test host (real KVM), kvmon and QEMU
+//! boot Debian's kernel with the same initramfs, command line, RAM and CPUs,
+//! each in every configuration it offers (PVH vmlinux or bzImage; QEMU's
+//! microvm and pc), and are measured:
+//!
+//! - start → the guest init's ready line on the serial port;
+//! - start → exit, when init powers off at once;
+//! - VM exits taken from start to the ready line (KVM's own counter);
+//! - the VMM's resident memory at the ready line, without guest RAM.
+//!
+//! The headline compares kvmon's best configuration with QEMU's best.
+
+use std::time::{Duration, Instant};
+
+use kvmon_tests::testhost::{testhost, TestHost};
+
+use super::stats::{percentile, rss_without_guest_ram};
+use super::table::{record, render, Measure};
+
+const RAM_MIB: u64 = 512;
+const READY: &str = "testhost-guest: ready";
+const QEMU: &str = "qemu-system-x86_64";
+const MICROVM: &[&str] = &["-M", "microvm", "-accel", "kvm", "-cpu", "host"];
+const PC: &[&str] = &["-M", "pc", "-accel", "kvm", "-cpu", "host"];
+
+/// A VMM and kernel combination.
+struct Config {
+    name: &'static str,
+    program: &'static str,
+    machine: &'static [&'static str],
+    kernel: &'static str,
+}
+
+const CONFIGS: &[Config] = &[
+    Config {
+        name: "kvmon, PVH vmlinux",
+        program: "kvmon",
+        machine: &[],
+        kernel: "vmlinux",
+    },
+    Config {
+        name: "kvmon, bzImage",
+        program: "kvmon",
+        machine: &[],
+        kernel: "vmlinuz",
+    },
+    Config {
+        name: "QEMU microvm, PVH vmlinux",
+        program: QEMU,
+        machine: MICROVM,
+        kernel: "vmlinux",
+    },
+    Config {
+        name: "QEMU microvm, bzImage",
+        program: QEMU,
+        machine: MICROVM,
+        kernel: "vmlinuz",
+    },
+    Config {
+        name: "QEMU pc, PVH vmlinux",
+        program: QEMU,
+        machine: PC,
+        kernel: "vmlinux",
+    },
+    Config {
+        name: "QEMU pc, bzImage",
+        program: QEMU,
+        machine: PC,
+        kernel: "vmlinuz",
+    },
+];
+
+#[derive(Debug, Clone, Default)]
+struct Results {
+    ready: Duration,
+    poweroff_exit: Duration,
+    exits: u64,
+    vmm_rss_kib: u64,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let record_it = args.iter().any(|a| a == "--record");
+    let runs = if quick { 1 } else { 5 };
+    // The quick run keeps one configuration of each VMM working.
+    let configs: Vec<&Config> = if quick {
+        vec![&CONFIGS[0], &CONFIGS[2]]
+    } else {
+        CONFIGS.iter().collect()
+    };
+    let mut host = testhost();
+    let mut measured = Vec::new();
+    for config in configs {
+        println!("{}: {runs} runs", config.name);
+        measured.push((config, measure(&mut host, config, runs)?));
+    }
+    let best = |program: &str| {
+        measured
+            .iter()
+            .filter(|(config, _)| config.program == program)
+            .min_by_key(|(_, results)| results.ready)
+            .map(|(config, results)| (config.name, results.clone()))
+            .ok_or_else(|| format!("no {program} results"))
+    };
+    let (ours_name, ours) = best("kvmon")?;
+    let (theirs_name, theirs) = best(QEMU)?;
+    let mut report = format!(
+        "Debian's kernel {}, `-m {RAM_MIB} -smp 2`, the test host's initramfs; p50 of {runs}.\n\n",
+        kernel_release(&mut host)
+    );
+    report.push_str(&configurations(&measured));
+    report.push_str(&format!(
+        "\nBest against best: kvmon ({ours_name}) and QEMU ({theirs_name}).\n\n"
+    ));
+    report.push_str(&summary(&ours, &theirs));
+    println!("\n{report}");
+    if record_it && !quick {
+        record("linux", &report)?;
+    }
+    Ok(())
+}
+
+fn measure(host: &mut TestHost, config: &Config, runs: usize) -> Result<Results, String> {
+    let mut ready = Vec::new();
+    let mut exits = Vec::new();
+    let mut rss = Vec::new();
+    let mut poweroff = Vec::new();
+    for _ in 0..runs {
+        let (at, taken, kib) = boot_to_ready(host, config)?;
+        ready.push(at);
+        exits.push(taken);
+        rss.push(kib);
+        poweroff.push(boot_to_poweroff(host, config)?);
+    }
+    exits.sort_unstable();
+    rss.sort_unstable();
+    Ok(Results {
+        ready: percentile(&mut ready, 50.0),
+        poweroff_exit: percentile(&mut poweroff, 50.0),
+        exits: exits[exits.len() / 2],
+        vmm_rss_kib: rss[rss.len() / 2],
+    })
+}
+
+fn arguments(config: &Config, scenario: &str) -> Vec<String> {
+    let mut args: Vec<String> = config.machine.iter().map(|a| a.to_string()).collect();
+    for arg in ["-m", &RAM_MIB.to_string(), "-smp", "2", "-nodefaults"] {
+        args.push(arg.to_string());
+    }
+    for arg in [
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-kernel",
+        config.kernel,
+    ] {
+        args.push(arg.to_string());
+    }
+    args.extend(["-initrd".into(), "initramfs.cpio".into(), "-append".into()]);
+    args.push(format!("console=ttyS0 quiet scenario={scenario}"));
+    args
+}
+
+/// Start → ready line, the VM exits until then, and the VMM's memory.
+fn boot_to_ready(host: &mut TestHost, config: &Config) -> Result<(Duration, u64, u64), String> {
+    let exits_before = kvm_exits(host)?;
+    let args = arguments(config, "idle");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let mut run = host.start(config.program, &args);
+    let deadline = started + Duration::from_secs(120);
+    while !run.output().contains(READY) {
+        if Instant::now() > deadline {
+            return Err(format!("{}: no ready line:\n{}", config.name, run.output()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ready = started.elapsed();
+    let pid = run.pid().to_string();
+    let exits = run
+        .shell("cat /sys/kernel/debug/kvm/exits")
+        .trim()
+        .parse::<u64>()
+        .map_err(|e| format!("KVM's exit counter: {e}"))?;
+    let smaps = run.shell(&format!("cat /proc/{pid}/smaps"));
+    Ok((
+        ready,
+        exits - exits_before,
+        rss_without_guest_ram(&smaps, RAM_MIB << 20),
+    ))
+}
+
+/// Start → exit, with a guest whose init powers off at once.
+fn boot_to_poweroff(host: &mut TestHost, config: &Config) -> Result<Duration, String> {
+    let args = arguments(config, "poweroff");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let mut run = host.start(config.program, &args);
+    let deadline = started + Duration::from_secs(120);
+    while run.try_status().is_none() {
+        if Instant::now() > deadline {
+            return Err(format!("{}: it did not power off", config.name));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(started.elapsed())
+}
+
+fn kvm_exits(host: &mut TestHost) -> Result<u64, String> {
+    host.shell("cat /sys/kernel/debug/kvm/exits")
+        .trim()
+        .parse()
+        .map_err(|e| format!("KVM's exit counter: {e}"))
+}
+
+fn kernel_release(host: &mut TestHost) -> String {
+    host.shell("uname -r").trim().to_string()
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
+
+/// Every configuration's figures.
+fn configurations(measured: &[(&Config, Results)]) -> String {
+    let mut out = String::from(
+        "| Configuration | start → ready line | start → exit after poweroff | VM exits to ready | VMM RSS without guest RAM |\n|---|---|---|---|---|\n",
+    );
+    for (config, r) in measured {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} KiB |\n",
+            config.name,
+            seconds(r.ready),
+            seconds(r.poweroff_exit),
+            r.exits,
+            r.vmm_rss_kib
+        ));
+    }
+    out
+}
+
+fn summary(kvmon: &Results, qemu: &Results) -> String {
+    let s = |value: f64| format!("{value:.2} s");
+    let count = |value: f64| format!("{value:.0}");
+    let kib = |value: f64| format!("{value:.0} KiB");
+    let measures = [
+        Measure::new(
+            "start → guest init's ready line",
+            |r: &Results| r.ready.as_secs_f64(),
+            s,
+        )
+        .target(1.0 / 0.6, "≤ 0.6× QEMU's"),
+        Measure::new(
+            "start → exit after the guest powers off",
+            |r: &Results| r.poweroff_exit.as_secs_f64(),
+            s,
+        ),
+        Measure::new(
+            "VM exits, start → ready line",
+            |r: &Results| r.exits as f64,
+            count,
+        ),
+        Measure::new(
+            "VMM RSS without guest RAM",
+            |r: &Results| r.vmm_rss_kib as f64,
+            kib,
+        )
+        .target(4.0, "≤ 1/4 of QEMU's"),
+    ];
+    render(&measures, kvmon, Some(qemu))
+}
