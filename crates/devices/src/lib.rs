@@ -11,6 +11,7 @@ mod ged;
 mod i8042;
 mod interrupt;
 mod power;
+mod rtc;
 mod serial;
 
 pub use acpi::DescribeAcpi;
@@ -20,4 +21,5 @@ pub use ged::{GenericEventDevice, GED_PORT};
 pub use i8042::I8042;
 pub use interrupt::IrqLine;
 pub use power::{PowerControl, PowerRequest};
+pub use rtc::{CmosMemorySize, Rtc, RTC_PORT, RTC_PORT_LEN};
 pub use serial::{Serial, COM1_IRQ, COM1_PORT};

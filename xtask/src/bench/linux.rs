@@ -81,7 +81,7 @@ struct Results {
 pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let record_it = args.iter().any(|a| a == "--record");
-    let runs = if quick { 1 } else { 5 };
+    let runs = if quick { 1 } else { 3 };
     // The quick run keeps one configuration of each VMM working.
     let configs: Vec<&Config> = if quick {
         vec![&CONFIGS[0], &CONFIGS[2]]

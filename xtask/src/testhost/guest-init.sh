@@ -12,6 +12,7 @@ done
 echo "testhost-guest: ready scenario=${scenario:-idle}" \
     "cpus=$(grep -c ^processor /proc/cpuinfo)" \
     "uptime=$(cut -d' ' -f1 /proc/uptime) time=$(date +%s)" \
+    "rtc=$(cat /sys/class/rtc/rtc0/since_epoch 2>/dev/null || echo none)" \
     "cmdline=$(cat /proc/cmdline)"
 case "$scenario" in
 poweroff) poweroff -f ;;

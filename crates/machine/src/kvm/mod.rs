@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use devices::{
-    acpi_pm::ACPI_PM_PORT, Bus, DescribeAcpi, GenericEventDevice, IrqLine, PowerManagement, Serial,
-    COM1_IRQ, COM1_PORT, GED_PORT, I8042,
+    acpi_pm::ACPI_PM_PORT, Bus, CmosMemorySize, DescribeAcpi, GenericEventDevice, IrqLine,
+    PowerManagement, Rtc, Serial, COM1_IRQ, COM1_PORT, GED_PORT, I8042, RTC_PORT, RTC_PORT_LEN,
 };
 use kvm_bindings::{
     kvm_irqchip, kvm_pit_config, kvm_pit_state2, kvm_userspace_memory_region, KVM_IRQCHIP_IOAPIC,
@@ -167,6 +167,13 @@ impl KvmPlatform {
             Arc::new(Mutex::new(PowerManagement::new(power))),
         )
         .map_err(bus_error)?;
+        let below_4g = config.ram_size.min(layout::MMIO_HOLE_START);
+        let rtc = Arc::new(Mutex::new(Rtc::new(CmosMemorySize {
+            below_4g,
+            above_4g: config.ram_size - below_4g,
+        })));
+        pio.insert(RTC_PORT, RTC_PORT_LEN, rtc.clone())
+            .map_err(bus_error)?;
         let ged = Arc::new(Mutex::new(GenericEventDevice::new(irq(layout::GED_GSI)?)));
         pio.insert(GED_PORT, GenericEventDevice::LEN, ged.clone())
             .map_err(bus_error)?;
@@ -180,10 +187,14 @@ impl KvmPlatform {
                 .map(|s| s.lock())
                 .transpose()
                 .map_err(|_| "the serial port is unusable".to_string())?;
+            let rtc = rtc
+                .lock()
+                .map_err(|_| "the clock is unusable".to_string())?;
             let mut described: Vec<&dyn DescribeAcpi> = Vec::new();
             if let Some(serial) = &serial {
                 described.push(&**serial);
             }
+            described.push(&*rtc);
             described.push(&*ged);
             acpi::build(config.vcpus, &described)?
         };
