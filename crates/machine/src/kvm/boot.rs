@@ -5,10 +5,9 @@
 //! Loading again after a reset restores the kernel the guest may have
 //! overwritten, as QEMU restores its ROM blobs.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
-use std::io::Cursor;
+use std::io::{self, Cursor, Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -19,8 +18,10 @@ use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header
 use linux_loader::loader::elf::start_info::{
     hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,
 };
-use linux_loader::loader::{load_cmdline, BzImage, Cmdline, Elf, KernelLoader, PvhBootCapability};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+use linux_loader::loader::{
+    load_cmdline, BzImage, Cmdline, Elf, KernelLoader, KernelLoaderResult, PvhBootCapability,
+};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap, ReadVolatile};
 
 use super::layout::{
     BOOT_GDT, BOOT_IDT, CMDLINE, CMDLINE_MAX, HIGH_MEMORY, PDE, PDPTE, PML4, PVH_MEMMAP,
@@ -48,8 +49,8 @@ pub struct BootSource {
 }
 
 /// A kernel or initrd: bytes kvmon holds (the embedded firmware), or a file
-/// it opened at start-up and reads at each load, so that a large kernel
-/// does not stay in kvmon's memory between loads.
+/// it opened at start-up and reads straight into guest memory at each load,
+/// so that a large kernel is neither copied twice nor kept in kvmon's memory.
 #[derive(Debug, Clone)]
 pub enum Image {
     Memory(Vec<u8>),
@@ -57,21 +58,71 @@ pub enum Image {
 }
 
 impl Image {
-    /// The bytes, read for one load; more than `limit` is an error.
-    fn read(&self, limit: u64) -> Result<Cow<'_, [u8]>, String> {
+    fn size(&self) -> io::Result<u64> {
         match self {
-            Image::Memory(bytes) => Ok(Cow::Borrowed(bytes)),
+            Image::Memory(bytes) => Ok(bytes.len() as u64),
+            Image::File(file) => Ok(file.metadata()?.len()),
+        }
+    }
+
+    /// Its first bytes (at most `len`), to tell its format by.
+    fn head(&self, len: usize) -> io::Result<Vec<u8>> {
+        match self {
+            Image::Memory(bytes) => Ok(bytes[..len.min(bytes.len())].to_vec()),
             Image::File(file) => {
-                let size = file.metadata().map_err(|e| e.to_string())?.len();
-                if size > limit {
-                    return Err("it is larger than guest memory".into());
-                }
-                let mut bytes = vec![0; size as usize];
-                file.read_exact_at(&mut bytes, 0)
-                    .map_err(|e| e.to_string())?;
-                Ok(Cow::Owned(bytes))
+                let mut head = vec![0; len.min(self.size()? as usize)];
+                file.read_exact_at(&mut head, 0)?;
+                Ok(head)
             }
         }
+    }
+
+    /// Loads it as a kernel of `format` with linux-loader, reading it from
+    /// its start.
+    fn load_kernel(
+        &self,
+        memory: &GuestMemoryMmap,
+        format: Format,
+    ) -> Result<KernelLoaderResult, String> {
+        let loaded = match self {
+            Image::Memory(bytes) => load_kernel(memory, format, &mut Cursor::new(bytes.as_slice())),
+            Image::File(file) => {
+                let mut reader: &File = file;
+                reader.rewind().map_err(|e| e.to_string())?;
+                load_kernel(memory, format, &mut reader)
+            }
+        };
+        // linux-loader's texts repeat "Kernel Loader: " at every level.
+        loaded.map_err(|e| e.to_string().replace("Kernel Loader: ", ""))
+    }
+
+    /// Copies its first `len` bytes to `address` in guest memory.
+    fn copy_to(&self, memory: &GuestMemoryMmap, address: u64, len: u64) -> Result<(), String> {
+        let len = usize::try_from(len).map_err(|_| "it is too large".to_string())?;
+        match self {
+            Image::Memory(bytes) => memory
+                .write_slice(&bytes[..len.min(bytes.len())], GuestAddress(address))
+                .map_err(|e| e.to_string()),
+            Image::File(file) => {
+                let mut reader: &File = file;
+                reader.rewind().map_err(|e| e.to_string())?;
+                memory
+                    .read_exact_volatile_from(GuestAddress(address), &mut reader, len)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+fn load_kernel<F: Read + ReadVolatile + Seek>(
+    memory: &GuestMemoryMmap,
+    format: Format,
+    image: &mut F,
+) -> linux_loader::loader::Result<KernelLoaderResult> {
+    let start = Some(GuestAddress(HIGH_MEMORY));
+    match format {
+        Format::Elf => Elf::load(memory, None, image, start),
+        Format::BzImage => BzImage::load(memory, None, image, start),
     }
 }
 
@@ -111,33 +162,24 @@ pub fn load(
 ) -> Result<Entry, BootError> {
     let name = &source.kernel_name;
     let bad = |what: String| BootError(format!("{name}: {what}"));
-    let kernel = source
+    let size = source
         .kernel
-        .read(ram_size)
+        .size()
         .map_err(|e| bad(format!("cannot read the kernel: {e}")))?;
-    let mut image = Cursor::new(kernel.as_ref());
-    let (loaded, format) = match format(&kernel) {
-        Some(Format::Elf) => (
-            Elf::load(memory, None, &mut image, Some(GuestAddress(HIGH_MEMORY))),
-            Format::Elf,
-        ),
-        Some(Format::BzImage) => (
-            BzImage::load(memory, None, &mut image, Some(GuestAddress(HIGH_MEMORY))),
-            Format::BzImage,
-        ),
-        None => {
-            return Err(bad(
-                "not a kernel kvmon can boot (a PVH or 64-bit ELF, or a bzImage)".into(),
-            ))
-        }
-    };
-    // linux-loader's texts repeat "Kernel Loader: " at every level.
-    let loaded = loaded.map_err(|e| {
-        bad(format!(
-            "cannot load the kernel: {}",
-            e.to_string().replace("Kernel Loader: ", "")
-        ))
+    if size > ram_size {
+        return Err(bad("it is larger than guest memory".into()));
+    }
+    let head = source
+        .kernel
+        .head(0x210)
+        .map_err(|e| bad(format!("cannot read the kernel: {e}")))?;
+    let format = format(&head).ok_or_else(|| {
+        bad("not a kernel kvmon can boot (a PVH or 64-bit ELF, or a bzImage)".into())
     })?;
+    let loaded = source
+        .kernel
+        .load_kernel(memory, format)
+        .map_err(|e| bad(format!("cannot load the kernel: {e}")))?;
     if loaded.kernel_end == 0 {
         return Err(bad("the kernel has nothing to load".into()));
     }
@@ -156,18 +198,13 @@ pub fn load(
         .filter(|&max| max != 0)
         .unwrap_or(INITRD_LIMIT);
     let initrd = match &source.initrd {
-        Some(initrd) => {
-            let initrd = initrd
-                .read(ram_size)
-                .map_err(|e| BootError(format!("cannot read the initrd: {e}")))?;
-            Some(place_initrd(
-                memory,
-                ram_size,
-                &initrd,
-                kernel_end,
-                initrd_limit,
-            )?)
-        }
+        Some(initrd) => Some(place_initrd(
+            memory,
+            ram_size,
+            initrd,
+            kernel_end,
+            initrd_limit,
+        )?),
         None => None,
     };
 
@@ -204,12 +241,14 @@ pub fn load(
 fn place_initrd(
     memory: &GuestMemoryMmap,
     ram_size: u64,
-    initrd: &[u8],
+    initrd: &Image,
     kernel_end: u64,
     limit: u64,
 ) -> Result<(u64, u64), BootError> {
     let low_end = ram_ranges(ram_size)[0].1;
-    let size = initrd.len() as u64;
+    let size = initrd
+        .size()
+        .map_err(|e| BootError(format!("cannot read the initrd: {e}")))?;
     let top = low_end.min(limit.saturating_add(1));
     let start = top
         .checked_sub(size)
@@ -221,8 +260,8 @@ fn place_initrd(
                 size
             ))
         })?;
-    memory
-        .write_slice(initrd, GuestAddress(start))
+    initrd
+        .copy_to(memory, start, size)
         .map_err(|e| BootError(format!("cannot load the initrd: {e}")))?;
     Ok((start, size))
 }
@@ -494,6 +533,24 @@ mod tests {
         assert_eq!(memory.read_obj::<u8>(GuestAddress(0x100000)).unwrap(), 0xf4);
         let code: u64 = memory.read_obj(GuestAddress(BOOT_GDT + 8)).unwrap();
         assert_eq!(code, 0x00cf_9b00_0000_ffff, "flat 32-bit code segment");
+    }
+
+    #[test]
+    fn a_file_is_read_at_each_load_and_what_it_holds_then_counts() {
+        let memory = memory();
+        let path = std::env::temp_dir().join(format!("kvmon-boot-test-{}", std::process::id()));
+        std::fs::write(&path, pvh_elf(&[0x90; 16])).unwrap();
+        let mut source = source(Vec::new());
+        source.kernel = Image::File(Arc::new(File::open(&path).unwrap()));
+        assert!(matches!(
+            load(&memory, RAM, &source, 0).unwrap(),
+            Entry::Pvh { .. }
+        ));
+        // Rewritten in place: the next load (a reset) reads the new bytes.
+        std::fs::write(&path, b"not a kernel").unwrap();
+        let error = load(&memory, RAM, &source, 0).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(error.0.contains("not a kernel kvmon can boot"), "{error}");
     }
 
     #[test]
