@@ -195,26 +195,56 @@ impl TestHost {
     /// guests are: `vmlinuz`, `vmlinux`, `initramfs.cpio`, `test-guest`,
     /// `kvmon-firmware`).  Its stdout is the run's output.
     pub fn start(&mut self, program: &str, args: &[&str]) -> Run<'_> {
+        self.launch(program, args, None)
+    }
+
+    /// The same, and the test host's clock notes when the program starts
+    /// and when a line of its output first holds `needle`
+    /// ([`Run::time_to_needle`]), free of the harness's own delays.
+    pub fn start_timed(&mut self, program: &str, args: &[&str], needle: &str) -> Run<'_> {
+        self.launch(program, args, Some(needle))
+    }
+
+    fn launch(&mut self, program: &str, args: &[&str], needle: Option<&str>) -> Run<'_> {
         self.runs += 1;
         let id = self.runs;
+        let dir = format!("/tmp/run{id}");
         let command: Vec<String> = std::iter::once(program)
             .chain(args.iter().copied())
             .map(quote)
             .collect();
-        // A subshell keeps the program's pid and, once it ends, its status.
-        self.shell(&format!(
-            "mkdir -p /tmp/run{id} && cd /guest && \
-             ( {} </dev/null >/dev/hvc1 2>/dev/hvc2 & \
-               echo $! >/tmp/run{id}/pid; wait $!; echo $? >/tmp/run{id}/status ) & \
-             while [ ! -s /tmp/run{id}/pid ]; do usleep 1000; done",
-            command.join(" ")
-        ));
         let output_from = self.length("output");
         let errors_from = self.length("errors");
-        let pid = self
-            .shell(&format!("cat /tmp/run{id}/pid"))
-            .trim()
-            .to_string();
+        self.shell(&format!("mkdir -p {dir}"));
+        let output = match needle {
+            None => "/dev/hvc1".to_string(),
+            Some(needle) => {
+                // A reader between the program and the console notes the
+                // uptime at the first line with the needle (shell builtins
+                // only: a fork costs milliseconds under emulation).
+                self.shell(&format!(
+                    "mkfifo {dir}/out && \
+                     ( while IFS= read -r line || [ -n \"$line\" ]; do \
+                         case \"$line\" in *{needle}*) [ -s {dir}/seen ] || \
+                           {{ read up _ </proc/uptime; echo $up >{dir}/seen; }} ;; esac; \
+                         echo \"$line\"; \
+                       done <{dir}/out >/dev/hvc1 ) &",
+                    needle = quote(needle)
+                ));
+                format!("{dir}/out")
+            }
+        };
+        // A subshell keeps the program's pid and, once it ends, its status.
+        self.shell(&format!(
+            "cd /guest && \
+             ( read up _ </proc/uptime; echo $up >{dir}/started; \
+               {} </dev/null >{output} 2>/dev/hvc2 & \
+               echo $! >{dir}/pid; wait $!; rc=$?; \
+               read up _ </proc/uptime; echo $up >{dir}/ended; echo $rc >{dir}/status ) & \
+             while [ ! -s {dir}/pid ]; do usleep 1000; done",
+            command.join(" ")
+        ));
+        let pid = self.shell(&format!("cat {dir}/pid")).trim().to_string();
         Run {
             host: self,
             id,
@@ -358,6 +388,35 @@ impl Run<'_> {
     /// Runs a command in the test host (e.g. to read the program's /proc).
     pub fn shell(&mut self, command: &str) -> String {
         self.host.shell(command)
+    }
+
+    /// For a run started with [`TestHost::start_timed`]: from its start to
+    /// the first output line with the needle, by the test host's clock
+    /// (10 ms steps), once that line has come.
+    pub fn time_to_needle(&mut self) -> Option<Duration> {
+        self.between("started", "seen")
+    }
+
+    /// From its start to its exit, by the test host's clock, once it has
+    /// exited.
+    pub fn time_to_exit(&mut self) -> Option<Duration> {
+        self.between("started", "ended")
+    }
+
+    /// The time between two uptimes the test host noted for this run.
+    fn between(&mut self, from: &str, to: &str) -> Option<Duration> {
+        let dir = format!("/tmp/run{}", self.id);
+        let times = self
+            .host
+            .shell(&format!("cat {dir}/{from} {dir}/{to} 2>/dev/null; true"));
+        let times: Vec<f64> = times
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        match times[..] {
+            [from, to] => Some(Duration::from_secs_f64((to - from).max(0.0))),
+            _ => None,
+        }
     }
 
     /// The program's pid in the test host.
