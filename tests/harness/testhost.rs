@@ -435,11 +435,13 @@ impl Drop for Run<'_> {
                 self.host.logs()
             );
         }
-        // Killed, and reaped so that the next run finds its ports free.
+        // Killed, and reaped so that the next run finds its ports free; the
+        // wait is bounded so that the shell stays free for what follows.
         let id = self.id;
         let pid = &self.pid;
         let _ = self.host.try_shell(&format!(
-            "kill -9 {pid} 2>/dev/null; while [ ! -s /tmp/run{id}/status ]; do usleep 10000; done"
+            "kill -9 {pid} 2>/dev/null; i=0; \
+             while [ ! -s /tmp/run{id}/status ] && [ $i -lt 500 ]; do usleep 10000; i=$((i + 1)); done"
         ));
     }
 }
