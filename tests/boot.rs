@@ -22,9 +22,26 @@ fn what_cannot_be_booted_is_one_error_line_and_exit_status_1() {
     std::fs::write(&text, "not a kernel\n").unwrap();
     let truncated = dir.join("truncated.elf");
     std::fs::write(&truncated, &std::fs::read(test_guest()).unwrap()[..600]).unwrap();
+    let fifo = dir.join("kernel.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let guest = test_guest();
     let guest = guest.to_str().unwrap();
     let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["-kernel", fifo.to_str().unwrap()],
+            format!(
+                "kvmon: could not open kernel file '{}': it is not a regular file",
+                fifo.display()
+            ),
+        ),
+        (
+            vec!["-kernel", guest, "-initrd", "/dev/zero"],
+            "kvmon: could not open initrd '/dev/zero': it is not a regular file".to_string(),
+        ),
         (
             vec!["-kernel", "/nonexistent/vmlinux"],
             "kvmon: could not open kernel file '/nonexistent/vmlinux': No such file or directory"

@@ -2,6 +2,7 @@
 //! files opened (or the default firmware), the serial console opened, and
 //! the platform built with its vCPUs parked.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
 use machine::kvm::{BootSource, Image, KvmConfig, KvmPlatform, DEFAULT_FIRMWARE};
@@ -33,7 +34,13 @@ fn boot_source(guest: &GuestConfig) -> Result<BootSource, CliError> {
         let fail = |why: String| {
             CliError::bare(format!("could not open {what} '{}': {why}", path.display()))
         };
-        let file = std::fs::File::open(path).map_err(|e| fail(monitor::os_error(&e)))?;
+        // Non-blocking, so that opening a FIFO does not wait for a writer
+        // before it is turned away (reading a regular file is unaffected).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| fail(monitor::os_error(&e)))?;
         let metadata = file.metadata().map_err(|e| fail(monitor::os_error(&e)))?;
         if !metadata.is_file() {
             return Err(fail("it is not a regular file".into()));
