@@ -99,6 +99,9 @@ impl TestHost {
             );
             std::thread::sleep(Duration::from_millis(10));
         };
+        shell
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let mut host = TestHost {
             qemu,
             dir,
@@ -114,11 +117,7 @@ impl TestHost {
     /// Waits for the shell: until then, what is sent may be lost, so a
     /// probe is repeated until it is answered.
     fn wait_for_shell(&mut self, deadline: Instant) {
-        self.shell
-            .set_read_timeout(Some(Duration::from_millis(250)))
-            .unwrap();
-        let mut seen = Vec::new();
-        while !String::from_utf8_lossy(&seen).contains("@@up\n") {
+        while !String::from_utf8_lossy(&self.pending).contains("@@up\n") {
             assert!(
                 Instant::now() < deadline,
                 "the test host did not boot:\n{}",
@@ -129,19 +128,10 @@ impl TestHost {
             }
             // Quoted, so that an echo of the input cannot pass for the answer.
             self.shell.write_all(b"echo @@u''p\n").unwrap();
-            let mut chunk = [0; 4096];
-            match self.shell.read(&mut chunk) {
-                Ok(n) => seen.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("the test host's shell: {e}"),
-            }
+            self.receive().unwrap_or_else(|error| panic!("{error}"));
         }
-        self.shell
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        // Drain the answers to probes still in flight.
-        let _ = self.shell("true");
-        self.pending.clear();
+        // Past the answers to probes still in flight.
+        self.shell("true");
     }
 
     /// Runs `command` in the test host's shell; returns its output (stdout
@@ -174,13 +164,22 @@ impl TestHost {
                     "the test host's shell did not finish {command:?}; it printed {text:?}"
                 ));
             }
-            let mut chunk = [0; 65536];
-            match self.shell.read(&mut chunk) {
-                Ok(0) => return Err("the test host's shell closed".to_string()),
-                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => return Err(format!("the test host's shell: {e}")),
+            self.receive()?;
+        }
+    }
+
+    /// Adds what the shell has sent to `pending`, waiting at most the
+    /// socket's read timeout.
+    fn receive(&mut self) -> Result<(), String> {
+        let mut chunk = [0; 65536];
+        match self.shell.read(&mut chunk) {
+            Ok(0) => Err("the test host's shell closed".to_string()),
+            Ok(n) => {
+                self.pending.extend_from_slice(&chunk[..n]);
+                Ok(())
             }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(()),
+            Err(e) => Err(format!("the test host's shell: {e}")),
         }
     }
 
@@ -235,16 +234,16 @@ impl TestHost {
             }
         };
         // A subshell keeps the program's pid and, once it ends, its status.
-        self.shell(&format!(
+        let pid = self.shell(&format!(
             "cd /guest && \
              ( read up _ </proc/uptime; echo $up >{dir}/started; \
                {} </dev/null >{output} 2>/dev/hvc2 & \
                echo $! >{dir}/pid; wait $!; rc=$?; \
                read up _ </proc/uptime; echo $up >{dir}/ended; echo $rc >{dir}/status ) & \
-             while [ ! -s {dir}/pid ]; do usleep 1000; done",
+             while [ ! -s {dir}/pid ]; do usleep 1000; done; cat {dir}/pid",
             command.join(" ")
         ));
-        let pid = self.shell(&format!("cat {dir}/pid")).trim().to_string();
+        let pid = pid.trim().to_string();
         Run {
             host: self,
             id,
@@ -312,17 +311,30 @@ impl Run<'_> {
     /// Waits until the output's complete lines hold `needle` `count`
     /// times; returns those lines.
     pub fn wait_for_output(&mut self, needle: &str, count: usize, timeout: Duration) -> String {
+        self.try_wait_for_output(needle, count, timeout)
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The same, with an error after `timeout` (watching the output costs
+    /// the test host nothing).
+    pub fn try_wait_for_output(
+        &mut self,
+        needle: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             let mut text = self.output();
             text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
             if text.matches(needle).count() >= count {
-                return text;
+                return Ok(text);
             }
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} not {count} times in the output after {timeout:?}"
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{needle:?} not {count} times in the output after {timeout:?}:\n{text}"
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -20,6 +20,8 @@ use super::stats::{percentile, rss_without_guest_ram};
 use super::table::{record, render, Measure};
 
 const RAM_MIB: u64 = 512;
+/// How long a boot may take in the test host.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Failed runs a configuration may have before the benchmark gives up.
 const MAX_FAILURES: usize = 2;
 const READY: &str = "testhost-guest: ready";
@@ -162,50 +164,48 @@ fn measure(host: &mut TestHost, config: &Config, runs: usize) -> Result<Results,
 }
 
 fn arguments(config: &Config, scenario: &str) -> Vec<String> {
-    let mut args: Vec<String> = config.machine.iter().map(|a| a.to_string()).collect();
-    for arg in ["-m", &RAM_MIB.to_string(), "-smp", "2", "-nodefaults"] {
-        args.push(arg.to_string());
-    }
-    for arg in [
+    let ram = RAM_MIB.to_string();
+    let append = format!("console=ttyS0 quiet scenario={scenario}");
+    let common = [
+        "-m",
+        &ram,
+        "-smp",
+        "2",
+        "-nodefaults",
         "-display",
         "none",
         "-serial",
         "stdio",
         "-kernel",
         config.kernel,
-    ] {
-        args.push(arg.to_string());
-    }
-    args.extend(["-initrd".into(), "initramfs.cpio".into(), "-append".into()]);
-    args.push(format!("console=ttyS0 quiet scenario={scenario}"));
-    args
+        "-initrd",
+        "initramfs.cpio",
+        "-append",
+        &append,
+    ];
+    config
+        .machine
+        .iter()
+        .chain(&common)
+        .map(|a| a.to_string())
+        .collect()
 }
 
 /// Start → ready line, the VM exits until then, and the VMM's memory.
 fn boot_to_ready(host: &mut TestHost, config: &Config) -> Result<(Duration, u64, u64), String> {
-    let exits_before = kvm_exits(host)?;
+    let exits_before = kvm_exits(host.shell(KVM_EXITS))?;
     let args = arguments(config, "idle");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
     let mut run = host.start_timed(config.program, &args, READY);
     // Watched from here, in the output file: asking the test host would
     // take CPU time from the boot being measured.
-    while !run.output().contains(READY) {
-        if Instant::now() > deadline {
-            return Err(format!("{}: no ready line:\n{}", config.name, run.output()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    run.try_wait_for_output(READY, 1, BOOT_TIMEOUT)
+        .map_err(|e| format!("{}: {e}", config.name))?;
     let ready = run
         .time_to_needle()
         .ok_or_else(|| format!("{}: the test host noted no ready line", config.name))?;
-    let pid = run.pid().to_string();
-    let exits = run
-        .shell("cat /sys/kernel/debug/kvm/exits")
-        .trim()
-        .parse::<u64>()
-        .map_err(|e| format!("KVM's exit counter: {e}"))?;
-    let smaps = run.shell(&format!("cat /proc/{pid}/smaps"));
+    let exits = kvm_exits(run.shell(KVM_EXITS))?;
+    let smaps = run.shell(&format!("cat /proc/{}/smaps", run.pid()));
     Ok((
         ready,
         exits - exits_before,
@@ -217,15 +217,11 @@ fn boot_to_ready(host: &mut TestHost, config: &Config) -> Result<(Duration, u64,
 fn boot_to_poweroff(host: &mut TestHost, config: &Config) -> Result<Duration, String> {
     let args = arguments(config, "poweroff");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + BOOT_TIMEOUT;
     let mut run = host.start(config.program, &args);
     // As above: the test host is asked only once the guest is done.
-    while !run.output().contains(POWERED_DOWN) {
-        if Instant::now() > deadline {
-            return Err(format!("{}: it did not power off", config.name));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    run.try_wait_for_output(POWERED_DOWN, 1, BOOT_TIMEOUT)
+        .map_err(|e| format!("{}: {e}", config.name))?;
     loop {
         if let Some(exit) = run.time_to_exit() {
             return Ok(exit);
@@ -237,9 +233,11 @@ fn boot_to_poweroff(host: &mut TestHost, config: &Config) -> Result<Duration, St
     }
 }
 
-fn kvm_exits(host: &mut TestHost) -> Result<u64, String> {
-    host.shell("cat /sys/kernel/debug/kvm/exits")
-        .trim()
+/// KVM's count of VM exits in the test host (all VMs, since it booted).
+const KVM_EXITS: &str = "cat /sys/kernel/debug/kvm/exits";
+
+fn kvm_exits(text: String) -> Result<u64, String> {
+    text.trim()
         .parse()
         .map_err(|e| format!("KVM's exit counter: {e}"))
 }
