@@ -53,6 +53,20 @@ fn start(client: &mut Client) {
     assert_eq!(event(client), named("RESUME"));
 }
 
+/// From a VM stopped for good (shutdown held, or an internal error):
+/// `cont` is refused until `system_reset`, which returns it to prelaunch;
+/// then it starts again.
+fn reset_and_start_again(client: &mut Client) {
+    assert_eq!(
+        client.command(r#"{"execute":"cont"}"#),
+        r#"{"error": {"class": "GenericError", "desc": "Resetting the Virtual Machine is required"}}"#
+    );
+    assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
+    assert_eq!(event(client), reset(false, "host-qmp-system-reset"));
+    assert_eq!(status(client), PRELAUNCH);
+    start(client);
+}
+
 fn exits_with(vmm: &mut Vmm, code: i32) {
     let status = vmm.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(code), "stderr:\n{}", vmm.stderr());
@@ -115,14 +129,7 @@ fn no_shutdown_holds_the_vm_until_system_reset_and_cont() {
     assert_eq!(event(&mut client), shutdown(true, "guest-shutdown"));
     assert_eq!(event(&mut client), named("STOP"));
     assert_eq!(status(&mut client), SHUTDOWN_STATE);
-    assert_eq!(
-        client.command(r#"{"execute":"cont"}"#),
-        r#"{"error": {"class": "GenericError", "desc": "Resetting the Virtual Machine is required"}}"#
-    );
-    assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
-    assert_eq!(event(&mut client), reset(false, "host-qmp-system-reset"));
-    assert_eq!(status(&mut client), PRELAUNCH);
-    start(&mut client);
+    reset_and_start_again(&mut client);
     // The guest boots again and powers off again.
     assert_eq!(event(&mut client), shutdown(true, "guest-shutdown"));
     assert_eq!(event(&mut client), named("STOP"));
@@ -292,14 +299,7 @@ fn a_kvm_emulation_failure_stops_the_vm_in_internal_error() {
         "{}",
         vmm.stderr()
     );
-    assert_eq!(
-        client.command(r#"{"execute":"cont"}"#),
-        r#"{"error": {"class": "GenericError", "desc": "Resetting the Virtual Machine is required"}}"#
-    );
-    assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
-    assert_eq!(event(&mut client), reset(false, "host-qmp-system-reset"));
-    assert_eq!(status(&mut client), PRELAUNCH);
-    start(&mut client);
+    reset_and_start_again(&mut client);
     // The guest runs again, into the same wall.
     assert_eq!(event(&mut client), named("STOP"));
     assert_eq!(vmm.serial().matches("kvmon-test: start").count(), 2);
