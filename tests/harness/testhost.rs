@@ -1,7 +1,7 @@
 //! The test host: Debian's kernel under QEMU's emulation of an AMD CPU with
 //! SVM, where kvm_amd loads and kvmon runs on real KVM (`cargo xtask
 //! testhost` builds it).  One boots per test binary, on first use, and its
-//! tests take turns.
+//! tests take turns; a benchmark boots a fresh one for each measurement.
 //!
 //! Inside, a shell on a virtio console runs what the harness asks; what a
 //! program it starts writes to stdout (the guest's serial port, with
@@ -33,7 +33,7 @@ const DONE: &str = "@@done ";
 /// The test host, booted on first use.
 pub fn testhost() -> MutexGuard<'static, TestHost> {
     static HOST: OnceLock<Mutex<TestHost>> = OnceLock::new();
-    HOST.get_or_init(|| Mutex::new(TestHost::boot()))
+    HOST.get_or_init(|| Mutex::new(TestHost::fresh()))
         .lock()
         // A failed test leaves the host usable: each run cleans up after itself.
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -51,8 +51,11 @@ pub struct TestHost {
 }
 
 impl TestHost {
-    fn boot() -> TestHost {
-        let built = build();
+    /// A test host of the caller's own, booted now and shut down when
+    /// dropped.
+    pub fn fresh() -> TestHost {
+        static BUILT: OnceLock<PathBuf> = OnceLock::new();
+        let built = BUILT.get_or_init(build);
         let dir = TempDir::new();
         let qmp_port = free_port();
         let mut qemu = Command::new(qemu_bin());
@@ -434,6 +437,13 @@ impl Run<'_> {
     /// The program's pid in the test host.
     pub fn pid(&self) -> &str {
         &self.pid
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
     }
 }
 
