@@ -1,0 +1,13 @@
+//! kvmon's virtio devices and the transport that carries them: a device
+//! implements [`VirtioDevice`] (identity, features, configuration space,
+//! the work on its queues) and knows nothing of its transport; the
+//! virtio-mmio transport ([`MmioTransport`]) gives it a register window on
+//! the MMIO bus and an ACPI node through which the guest finds it.
+//! Virtqueues are the virtio-queue crate's, which checks every descriptor a
+//! guest writes.
+
+mod device;
+mod mmio;
+
+pub use device::{ActivateError, Activation, Interrupt, VirtioDevice};
+pub use mmio::{MmioTransport, MMIO_WINDOW};
