@@ -55,6 +55,13 @@ fn event_named(client: &mut kvmon_tests::Client<std::net::TcpStream>, name: &str
     data(&event)
 }
 
+/// The next event is `name`, caused by the guest for `reason`.
+fn guest_event(client: &mut kvmon_tests::Client<std::net::TcpStream>, name: &str, reason: &str) {
+    let data = event_named(client, name);
+    assert_eq!(data["guest"], true, "{data}");
+    assert_eq!(data["reason"], reason, "{data}");
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -86,9 +93,7 @@ fn pvh_vmlinux_boots_to_init_and_powers_off() {
         );
     }
 
-    let shutdown = event_named(&mut client, "SHUTDOWN");
-    assert_eq!(shutdown["guest"], true);
-    assert_eq!(shutdown["reason"], "guest-shutdown");
+    guest_event(&mut client, "SHUTDOWN", "guest-shutdown");
     assert_eq!(run.wait(Duration::from_secs(20)), 0);
 }
 
@@ -104,9 +109,7 @@ fn bzimage_boots_and_a_guest_reboot_boots_it_again() {
     assert_eq!(field(&line, "cpus"), "2", "{line}");
     assert!(line.ends_with("scenario=reboot"), "{line}");
 
-    let reset = event_named(&mut client, "RESET");
-    assert_eq!(reset["guest"], true);
-    assert_eq!(reset["reason"], "guest-reset");
+    guest_event(&mut client, "RESET", "guest-reset");
     run.wait_for_output(READY, 2, BOOT);
     assert!(run.running());
 }
@@ -122,9 +125,7 @@ fn system_powerdown_shuts_linux_down_through_acpid() {
         r#"{"return": {}}"#
     );
     event_named(&mut client, "POWERDOWN");
-    let shutdown = event_named(&mut client, "SHUTDOWN");
-    assert_eq!(shutdown["guest"], true);
-    assert_eq!(shutdown["reason"], "guest-shutdown");
+    guest_event(&mut client, "SHUTDOWN", "guest-shutdown");
     assert_eq!(run.wait(Duration::from_secs(30)), 0);
 }
 

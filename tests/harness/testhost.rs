@@ -484,23 +484,29 @@ fn build() -> PathBuf {
 
 /// Starts a command whose process the kernel kills when this test process
 /// ends, however it ends: PR_SET_PDEATHSIG follows the thread that forked,
-/// so a thread that lives as long as the process does the forking.
+/// so one thread that lives as long as the process does all the forking.
 fn spawn_for_life(mut command: Command) -> Child {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        // SAFETY: prctl only sets an attribute of the new process.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let _ = sender.send(command.spawn());
-        loop {
-            std::thread::park();
-        }
+    type Spawn = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<mpsc::Sender<Spawn>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (sender, requests) = mpsc::channel::<Spawn>();
+        std::thread::spawn(move || {
+            for (mut command, reply) in requests {
+                let _ = reply.send(command.spawn());
+            }
+        });
+        sender
     });
-    receiver
+    // SAFETY: prctl only sets an attribute of the new process.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let (reply, child) = mpsc::channel();
+    spawner.send((command, reply)).unwrap();
+    child
         .recv()
         .unwrap()
         .unwrap_or_else(|e| panic!("cannot start QEMU: {e}"))
