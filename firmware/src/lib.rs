@@ -14,6 +14,7 @@ pub mod io;
 pub mod power;
 pub mod serial;
 pub mod start_info;
+pub mod virtio_blk;
 
 pub use start_info::Boot;
 

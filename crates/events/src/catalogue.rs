@@ -1,7 +1,7 @@
 //! Every event kvmon can send, declared once each.
 
 use qmp::schema::{EventDecl, SchemaType};
-use qmp::types::ShutdownCause;
+use qmp::types::{BlockErrorAction, IoOperationType, ShutdownCause};
 use qmp::Value;
 
 qmp::qapi_event! {
@@ -46,6 +46,34 @@ qmp::qapi_event! {
 qmp::qapi_event! {
     /// Emitted when the virtual machine resumes execution
     "RESUME" => pub struct ResumeEvent {}
+}
+
+qmp::qapi_event! {
+    /// Emitted when a disk I/O error occurs
+    "BLOCK_IO_ERROR" => pub struct BlockIoErrorEvent {
+        /// path to the device object in the QOM tree
+        qom_path = "qom-path": String,
+        /// device name.  This is always present for compatibility reasons,
+        /// but it can be empty ("") if the image does not have a device name
+        /// associated.
+        device: String,
+        /// node name.  Note that errors may be reported for the root node
+        /// that is directly attached to a guest device rather than for the
+        /// node where the error occurred.  The node name is not present if
+        /// the drive is empty.
+        node_name = "node-name": Option<String>,
+        /// I/O operation
+        operation: IoOperationType,
+        /// action that has been taken
+        action: BlockErrorAction,
+        /// true if I/O error was caused due to a no-space condition.  This
+        /// key is only present if query-block's io-status is present.
+        nospace: Option<bool>,
+        /// human readable string describing the error cause.  (This field is
+        /// a debugging aid for humans, it should not be parsed by
+        /// applications)
+        reason: String,
+    }
 }
 
 /// Declares the [`Event`] enum over the event data types.
@@ -96,6 +124,7 @@ event_set! {
     Reset(ResetEvent),
     Stop(StopEvent),
     Resume(ResumeEvent),
+    BlockIoError(BlockIoErrorEvent),
 }
 
 /// QEMU sends `data` exactly for events whose schema declares members.

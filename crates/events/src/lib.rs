@@ -10,5 +10,7 @@ mod catalogue;
 mod throttle;
 
 pub use bus::{EventBus, Publisher, Stamped, Timestamp};
-pub use catalogue::{Event, PowerdownEvent, ResetEvent, ResumeEvent, ShutdownEvent, StopEvent};
+pub use catalogue::{
+    BlockIoErrorEvent, Event, PowerdownEvent, ResetEvent, ResumeEvent, ShutdownEvent, StopEvent,
+};
 pub use throttle::{Throttle, ThrottleKey, Throttled};

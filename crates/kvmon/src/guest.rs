@@ -5,8 +5,9 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
-use machine::kvm::{BootSource, Image, KvmConfig, KvmPlatform, DEFAULT_FIRMWARE};
+use machine::kvm::{BlockDevice, BootSource, Image, KvmConfig, KvmPlatform, DEFAULT_FIRMWARE};
 use mio::Waker;
+use virtio::block::Drive;
 
 use crate::cli::{CliError, GuestConfig};
 use crate::console::Console;
@@ -17,12 +18,26 @@ pub fn build(
     say: &mut dyn FnMut(String),
 ) -> Result<(KvmPlatform, Console), CliError> {
     let boot = boot_source(guest)?;
+    let disks = guest
+        .disks
+        .iter()
+        .map(|disk| {
+            let drive = Drive::open(disk.drive.clone())
+                .map_err(|error| CliError::at(&disk.location, error))?;
+            Ok(BlockDevice {
+                drive: Arc::new(drive),
+                id: disk.device_id.clone(),
+                qom_path: disk.qom_path.clone(),
+            })
+        })
+        .collect::<Result<_, CliError>>()?;
     let (console, serial) = Console::open(&guest.serial, say)?;
     let config = KvmConfig {
         ram_size: guest.ram_size,
         vcpus: guest.vcpus,
         boot,
         serial,
+        disks,
     };
     let platform = KvmPlatform::new(config, waker).map_err(CliError::bare)?;
     Ok((platform, console))

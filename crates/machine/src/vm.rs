@@ -2,16 +2,17 @@
 //! machine commands, over a platform — KVM with vCPUs and devices, or
 //! nothing at all for `-machine none` (what libvirt probes with).
 
-use events::{PowerdownEvent, Publisher};
+use events::{BlockIoErrorEvent, PowerdownEvent, Publisher};
 use qmp::commands::{
     Cont, CpuInfoFast, Handles, InjectNmi, KvmInfo, MachineCommands, NameInfo, QueryCpusFast,
     QueryKvm, QueryName, QueryStatus, QueryTarget, QueryUuid, Quit, SetAction, Stop, SysEmuTarget,
     SystemPowerdown, SystemReset, TargetInfo, UuidInfo,
 };
-use qmp::types::{RunState, ShutdownCause, StatusInfo};
+use qmp::types::{BlockErrorAction, IoOperationType, RunState, ShutdownCause, StatusInfo};
 use qmp::QmpError;
 
 use devices::PowerRequest;
+use virtio::block::{Drive, ErrorAction, IoError};
 
 use crate::lifecycle::{Execution, Lifecycle, NoVcpus};
 use crate::MachineConfig;
@@ -24,6 +25,8 @@ pub enum Request {
     InternalError {
         cpu: u32,
     },
+    /// A block device's request failed in the host.
+    IoError(IoError),
 }
 
 /// What a machine is made of, beneath its run states.
@@ -47,6 +50,11 @@ pub trait Platform: Execution + Send {
     /// Input for the guest's serial console; returns how much was taken.
     fn console_input(&mut self, data: &[u8]) -> usize {
         data.len()
+    }
+
+    /// The drives of its block devices.
+    fn drives(&self) -> Vec<std::sync::Arc<Drive>> {
+        Vec::new()
     }
 
     /// Stops the vCPUs for good, before kvmon exits.
@@ -113,7 +121,33 @@ impl Vm {
                     self.lifecycle
                         .stop(RunState::InternalError, &mut *self.platform);
                 }
+                Request::IoError(error) => self.io_error(&error),
             }
+        }
+    }
+
+    /// As QEMU: BLOCK_IO_ERROR, then with the stop action the VM stops in
+    /// io-error (sending STOP).
+    fn io_error(&mut self, error: &IoError) {
+        let action = match error.action {
+            ErrorAction::Report => BlockErrorAction::Report,
+            ErrorAction::Ignore => BlockErrorAction::Ignore,
+            ErrorAction::Stop => BlockErrorAction::Stop,
+        };
+        self.events.publish(BlockIoErrorEvent {
+            qom_path: error.qom_path.clone(),
+            device: error.device.clone(),
+            node_name: Some(error.node_name.clone()),
+            operation: match error.write {
+                true => IoOperationType::Write,
+                false => IoOperationType::Read,
+            },
+            action,
+            nospace: Some(error.nospace()),
+            reason: error.reason(),
+        });
+        if error.action == ErrorAction::Stop {
+            self.lifecycle.stop(RunState::IoError, &mut *self.platform);
         }
     }
 
@@ -153,6 +187,9 @@ impl Handles<Stop> for Vm {
 impl Handles<Cont> for Vm {
     fn handle(&mut self, _: Cont) -> Result<(), QmpError> {
         self.lifecycle.states.check_cont()?;
+        for drive in self.platform.drives() {
+            drive.reset_io_status();
+        }
         self.lifecycle.start(&mut *self.platform);
         Ok(())
     }

@@ -10,6 +10,7 @@ use devices::IrqLine;
 use virtio_bindings::virtio_mmio::{VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING};
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 /// A virtio device behind a transport.
 pub trait VirtioDevice: Send {
@@ -32,9 +33,6 @@ pub trait VirtioDevice: Send {
     /// (with the features the driver `accepted`) and signals `interrupt`.
     fn activate(&mut self, activation: Activation) -> Result<(), ActivateError>;
 
-    /// The driver has made buffers available in queue `index`.
-    fn queue_notified(&mut self, index: usize);
-
     /// The driver reset the device: it drops its queues and returns to its
     /// state before activation.
     fn reset(&mut self);
@@ -45,6 +43,9 @@ pub trait VirtioDevice: Send {
 pub struct Activation {
     pub memory: GuestMemoryMmap,
     pub queues: Vec<Queue>,
+    /// One per queue: signalled when the driver makes buffers available in
+    /// it (KVM signals it directly, as an ioeventfd).
+    pub notifiers: Vec<EventFd>,
     pub accepted: u64,
     pub interrupt: Interrupt,
 }

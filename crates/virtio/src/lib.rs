@@ -6,6 +6,7 @@
 //! Virtqueues are the virtio-queue crate's, which checks every descriptor a
 //! guest writes.
 
+pub mod block;
 mod device;
 mod mmio;
 

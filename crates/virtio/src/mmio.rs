@@ -13,6 +13,7 @@ use virtio_bindings::virtio_config::{
 use virtio_bindings::virtio_mmio::*;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::device::{Activation, Interrupt, VirtioDevice};
 
@@ -36,6 +37,9 @@ pub struct MmioTransport {
     /// Queues given a size they cannot have (not a power of two, or past
     /// their maximum): the device will not start with them.
     missized: Vec<usize>,
+    /// One per queue, for the machine to register as ioeventfds at the
+    /// notify register; a notify that reaches the transport signals it too.
+    notifiers: Vec<EventFd>,
     queue_select: u32,
     device_features_select: u32,
     driver_features_select: u32,
@@ -64,6 +68,11 @@ impl MmioTransport {
         index: usize,
     ) -> Result<MmioTransport, String> {
         let queues = new_queues(device.as_ref())?;
+        let notifiers = queues
+            .iter()
+            .map(|_| EventFd::new(EFD_NONBLOCK))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("cannot create a queue notifier: {e}"))?;
         Ok(MmioTransport {
             device,
             memory,
@@ -72,6 +81,7 @@ impl MmioTransport {
             index,
             queues,
             missized: Vec::new(),
+            notifiers,
             queue_select: 0,
             device_features_select: 0,
             driver_features_select: 0,
@@ -85,15 +95,19 @@ impl MmioTransport {
         self.base + u64::from(VIRTIO_MMIO_QUEUE_NOTIFY)
     }
 
-    /// The number of queues (an ioeventfd's datamatch is a queue index).
-    pub fn queue_count(&self) -> usize {
-        self.queues.len()
+    /// Each queue's notifier, in queue order: an ioeventfd's datamatch is
+    /// the queue's index.
+    pub fn notifiers(&self) -> &[EventFd] {
+        &self.notifiers
     }
 
-    /// Queue `index` was notified (through an ioeventfd or the register).
-    pub fn queue_notified(&mut self, index: usize) {
-        if self.active() && index < self.queues.len() {
-            self.device.queue_notified(index);
+    /// A notify that reached the transport rather than an ioeventfd.
+    fn queue_notified(&mut self, index: u32) {
+        let notifier = self.notifiers.get(index as usize);
+        if let (true, Some(notifier)) = (self.active(), notifier) {
+            if let Err(error) = notifier.write(1) {
+                log::warn!("cannot pass on a queue notification: {error}");
+            }
         }
     }
 
@@ -185,7 +199,7 @@ impl MmioTransport {
             VIRTIO_MMIO_QUEUE_USED_HIGH => {
                 self.set_address(|q, v| q.set_used_ring_address(None, Some(v)), value)
             }
-            VIRTIO_MMIO_QUEUE_NOTIFY => self.queue_notified(value as usize),
+            VIRTIO_MMIO_QUEUE_NOTIFY => self.queue_notified(value),
             VIRTIO_MMIO_INTERRUPT_ACK => self.interrupt.acknowledge(value),
             VIRTIO_MMIO_STATUS => self.set_status(value),
             VIRTIO_MMIO_SHM_SEL => {}
@@ -261,14 +275,21 @@ impl MmioTransport {
             .iter()
             .map(|queue| Queue::try_from(queue.state()))
             .collect::<Result<Vec<_>, _>>();
-        let result = match (invalid, copies) {
-            (Some(index), _) => Err(format!("queue {index} is not valid")),
-            (None, Err(error)) => Err(format!("a queue cannot be copied: {error}")),
-            (None, Ok(queues)) => self
+        let notifiers = self
+            .notifiers
+            .iter()
+            .map(EventFd::try_clone)
+            .collect::<Result<Vec<_>, _>>();
+        let result = match (invalid, copies, notifiers) {
+            (Some(index), _, _) => Err(format!("queue {index} is not valid")),
+            (None, Err(error), _) => Err(format!("a queue cannot be copied: {error}")),
+            (None, _, Err(error)) => Err(format!("a queue notifier cannot be shared: {error}")),
+            (None, Ok(queues), Ok(notifiers)) => self
                 .device
                 .activate(Activation {
                     memory: self.memory.clone(),
                     queues,
+                    notifiers,
                     accepted: self.driver_features,
                     interrupt: self.interrupt.clone(),
                 })
@@ -285,7 +306,9 @@ impl MmioTransport {
         }
     }
 
-    fn reset(&mut self) {
+    /// Resets the device and the registers, as a driver writing status 0
+    /// does (and a machine reset).
+    pub fn reset(&mut self) {
         self.device.reset();
         for queue in &mut self.queues {
             queue.reset();

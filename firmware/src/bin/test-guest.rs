@@ -12,7 +12,10 @@
 //! idles), `rep-outsb` (a line written with one string instruction), `count` (reports `tick n=N` while it
 //! runs), `nmi` (reports each NMI), `echo` (reports each byte COM1
 //! receives), `mmio-exec` (executes from a hole in guest memory, which KVM
-//! cannot emulate).  The first line gives the scenario, the CPU, and the
+//! cannot emulate), `blk` (reads the pattern the tests put in the disk
+//! image, reads the ID, writes, flushes and reads back, then powers off),
+//! `blk-fill` (writes 256 KiB in 64 KiB requests, flushes, reads it back,
+//! then powers off).  The first line gives the scenario, the CPU, and the
 //! RAM the memory map shows.
 
 #![no_std]
@@ -22,6 +25,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use fw::acpi::Acpi;
 use fw::interrupts::{self, IRQ_BASE, NMI};
+use fw::virtio_blk::{self, Block};
 use fw::{power, println};
 
 fw::entry!(main);
@@ -73,6 +77,18 @@ fn main(boot: &fw::Boot) -> ! {
             idle()
         }
         "count" => count(),
+        "blk" | "blk-fill" => {
+            if let Some(block) = find_block() {
+                match scenario {
+                    "blk" => blk(block),
+                    _ => blk_fill(block),
+                }
+            }
+            if !acpi.is_some_and(|acpi| power::acpi_poweroff(&acpi)) {
+                println!("kvmon-test: error what=no-sleep-register");
+            }
+            idle()
+        }
         "echo" => echo(),
         "mmio-exec" => {
             println!("kvmon-test: jumping to {MMIO_HOLE:#x}");
@@ -115,6 +131,109 @@ fn reset_once(scenario: &str, acpi: Option<Acpi>) -> ! {
     }
     // The VMM resets the machine when it gets to it; wait meanwhile.
     idle()
+}
+
+/// The byte at `offset` of the image the block tests give the guest.
+fn image_pattern(offset: usize) -> u8 {
+    (offset as u8).wrapping_mul(7) ^ (offset / 512) as u8
+}
+
+/// What the guest writes at `offset` of the disk.
+fn written_pattern(offset: usize) -> u8 {
+    0xa5 ^ (offset as u8) ^ (offset >> 16) as u8
+}
+
+fn find_block() -> Option<Block> {
+    let Some(block) = Block::find() else {
+        println!("kvmon-test: error what=no-block-device");
+        return None;
+    };
+    println!(
+        "kvmon-test: blk base={:#x} capacity={} ro={}",
+        block.base(),
+        block.capacity(),
+        block.features >> virtio_blk::F_RO & 1
+    );
+    Some(block)
+}
+
+/// Whether `len` bytes of the buffer from `offset` are `pattern` from disk
+/// offset `at`.
+fn holds(offset: usize, len: usize, at: usize, pattern: fn(usize) -> u8) -> bool {
+    let buffer = virtio_blk::buffer();
+    (0..len).all(|i| buffer[offset + i] == pattern(at + i))
+}
+
+fn verdict(good: bool) -> &'static str {
+    if good {
+        "ok"
+    } else {
+        "bad"
+    }
+}
+
+/// Reads the image's first 4 KiB, the serial number, then writes 4 KiB at
+/// sector 16, flushes and reads them back.
+fn blk(mut block: Block) {
+    let status = block.request(virtio_blk::T_IN, 0, 0, 4096);
+    println!(
+        "kvmon-test: blk read status={status} pattern={}",
+        verdict(holds(0, 4096, 0, image_pattern))
+    );
+    let buffer = virtio_blk::buffer();
+    buffer[..20].fill(0);
+    let status = block.request(virtio_blk::T_GET_ID, 0, 0, 20);
+    let id = buffer[..20].split(|&b| b == 0).next().unwrap_or_default();
+    println!(
+        "kvmon-test: blk id status={status} serial={}",
+        core::str::from_utf8(id).unwrap_or("?")
+    );
+    let at = 16 * 512;
+    for (i, byte) in buffer[..4096].iter_mut().enumerate() {
+        *byte = written_pattern(at + i);
+    }
+    let write = block.request(virtio_blk::T_OUT, 16, 0, 4096);
+    let flush = block.request(virtio_blk::T_FLUSH, 0, 0, 0);
+    buffer[..4096].fill(0);
+    let read = block.request(virtio_blk::T_IN, 16, 0, 4096);
+    let pattern = if write == 0 {
+        written_pattern
+    } else {
+        image_pattern
+    };
+    println!(
+        "kvmon-test: blk write status={write} flush={flush} read={read} readback={}",
+        verdict(holds(0, 4096, at, pattern))
+    );
+}
+
+/// Writes 256 KiB from sector 2048 in 64 KiB requests, flushes, and reads
+/// them back in one request.
+fn blk_fill(mut block: Block) {
+    const CHUNK: usize = 64 * 1024;
+    const LEN: usize = 4 * CHUNK;
+    const SECTOR: u64 = 2048;
+    let start = SECTOR as usize * 512;
+    let buffer = &mut virtio_blk::buffer()[..LEN];
+    for (i, byte) in buffer.iter_mut().enumerate() {
+        *byte = written_pattern(start + i);
+    }
+    let mut failed = 0;
+    for chunk in 0..LEN / CHUNK {
+        let sector = SECTOR + (chunk * CHUNK / 512) as u64;
+        let status = block.request(virtio_blk::T_OUT, sector, chunk * CHUNK, CHUNK as u32);
+        if status != 0 {
+            failed += 1;
+            println!("kvmon-test: blk chunk n={chunk} status={status}");
+        }
+    }
+    let flush = block.request(virtio_blk::T_FLUSH, 0, 0, 0);
+    buffer.fill(0);
+    let read = block.request(virtio_blk::T_IN, SECTOR, 0, LEN as u32);
+    println!(
+        "kvmon-test: blk filled failed={failed} flush={flush} read={read} readback={}",
+        verdict(holds(0, LEN, start, written_pattern))
+    );
 }
 
 /// Writes `text` to COM1 with one string instruction.

@@ -21,6 +21,7 @@ pub struct GuestConfig {
     pub initrd: Option<PathBuf>,
     pub append: String,
     pub serial: SerialSpec,
+    pub disks: Vec<super::DiskSpec>,
 }
 
 /// A size with QEMU's suffixes (k, M, G, T, P, E; B for bytes), in

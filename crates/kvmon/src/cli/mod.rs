@@ -2,6 +2,7 @@
 //! dash, the value in the next word, every option checked before any is
 //! acted on, errors as `PROG: LOCATION: MESSAGE`.
 
+mod block;
 mod chardev;
 mod guest;
 mod help;
@@ -16,6 +17,7 @@ use monitor::MonitorSpec;
 use qmp::commands::{RebootAction, SetAction, ShutdownAction};
 use qmp::schema::{Field, SchemaType};
 
+pub use block::DiskSpec;
 use chardev::{Chardev, Compat};
 pub use guest::GuestConfig;
 use opts::Schema;
@@ -143,6 +145,9 @@ const OPTIONS: &[(&str, bool)] = &[
     ("display", true),
     ("vga", true),
     ("nographic", false),
+    ("drive", true),
+    ("blockdev", true),
+    ("device", true),
 ];
 
 /// Parses the arguments after the program name.
@@ -209,6 +214,7 @@ struct Builder {
     /// Monitors in the order they were asked for: chardev id, pretty, location.
     mons: Vec<(String, bool, String)>,
     compat_count: usize,
+    disks: block::Disks,
     warnings: Vec<String>,
 }
 
@@ -310,6 +316,9 @@ impl Builder {
                 }
             }
             "nographic" => self.nographic = true,
+            "drive" => self.disks.drive(value, &location)?,
+            "blockdev" => self.disks.blockdev(value, &location)?,
+            "device" => self.device(value, &location)?,
             "nodefaults" => self.nodefaults = true,
             "display" if value.split(',').next() != Some("none") => {
                 return Err(CliError::at(
@@ -327,6 +336,23 @@ impl Builder {
             _ => {}
         }
         Ok(None)
+    }
+
+    /// `-device`: kvmon's devices are the disks' (virtio-blk-device).
+    fn device(&mut self, value: &str, location: &str) -> Result<(), CliError> {
+        let opts = block::structured(value, Some("driver"), location)?;
+        match opts.get("driver") {
+            Some("virtio-blk-device") => self.disks.device(&opts, location),
+            Some("virtio-blk-pci") => Err(CliError::at(
+                location,
+                "kvmon's virtio devices are virtio-mmio: use virtio-blk-device",
+            )),
+            Some(other) => Err(CliError::at(
+                location,
+                format!("'{other}' is not a valid device model name"),
+            )),
+            None => Err(CliError::at(location, "Parameter 'driver' is missing")),
+        }
     }
 
     fn add_chardev(&mut self, chardev: Chardev, location: &str) -> Result<(), CliError> {
@@ -475,6 +501,7 @@ impl Builder {
                 .map(|(text, _)| text.clone())
                 .unwrap_or_default(),
             serial,
+            disks: std::mem::take(&mut self.disks).finish()?,
         })
     }
 

@@ -110,6 +110,15 @@ pub fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
 }
 
 impl Opts {
+    /// A list from keys and values already split (a JSON argument's).
+    pub fn from_entries(entries: Vec<(String, String)>) -> Opts {
+        let mut opts = Opts::default();
+        for (key, value) in entries {
+            opts.set(key, value);
+        }
+        opts
+    }
+
     /// The last value wins, except for `id`, where the first does.
     fn set(&mut self, key: String, value: String) {
         match self.entries.iter_mut().find(|(k, _)| *k == key) {

@@ -38,3 +38,9 @@ pub const LAPIC: u64 = 0xfee0_0000;
 
 /// GSIs of the platform devices (ISA numbering on the I/O APIC).
 pub const GED_GSI: u32 = 9;
+
+/// virtio-mmio windows, one after another in the 32-bit hole, and their
+/// interrupts: the I/O APIC's pins above the ISA ones.
+pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
+pub const VIRTIO_GSI_BASE: u32 = 16;
+pub const VIRTIO_SLOTS: u32 = 8;

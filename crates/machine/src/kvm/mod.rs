@@ -11,6 +11,7 @@ mod memory;
 mod registers;
 mod requests;
 mod vcpu;
+mod virtio_devices;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -28,9 +29,12 @@ use kvm_ioctls::{Kvm, VmFd};
 use mio::Waker;
 use qmp::commands::{CpuInfoFast, CpuInfoFastBase, CpuInfoFastVariant, CpuInstanceProperties};
 use qmp::QmpError;
+use virtio::block::Drive;
+use virtio::MmioTransport;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 pub use boot::{BootSource, Image};
+pub use virtio_devices::BlockDevice;
 
 use crate::lifecycle::Execution;
 use crate::vm::{Platform, Request};
@@ -50,6 +54,8 @@ pub struct KvmConfig {
     pub boot: BootSource,
     /// Where COM1's output goes; `None` for no serial port at all.
     pub serial: Option<Box<dyn Write + Send>>,
+    /// virtio-blk devices, in the order of their transports.
+    pub disks: Vec<BlockDevice>,
 }
 
 impl std::fmt::Debug for KvmConfig {
@@ -59,6 +65,7 @@ impl std::fmt::Debug for KvmConfig {
             .field("vcpus", &self.vcpus)
             .field("boot", &self.boot.kernel_name)
             .field("serial", &self.serial.is_some())
+            .field("disks", &self.disks)
             .finish()
     }
 }
@@ -81,6 +88,8 @@ pub struct KvmPlatform {
     threads: Vec<JoinHandle<()>>,
     serial: Option<Arc<Mutex<Serial>>>,
     ged: Arc<Mutex<GenericEventDevice>>,
+    virtio: Vec<Arc<Mutex<MmioTransport>>>,
+    drives: Vec<Arc<Drive>>,
     requests: Inbox,
     /// Kept alive for the vCPU threads' sake: they hold the VM's fds.
     _kvm: Kvm,
@@ -177,6 +186,14 @@ impl KvmPlatform {
         let ged = Arc::new(Mutex::new(GenericEventDevice::new(irq(layout::GED_GSI)?)));
         pio.insert(GED_PORT, GenericEventDevice::LEN, ged.clone())
             .map_err(bus_error)?;
+        let mut mmio = Bus::new();
+        let virtio = virtio_devices::attach(
+            &vm,
+            &memory,
+            &mut mmio,
+            &irq,
+            virtio_devices::block_devices(&config.disks, &requests),
+        )?;
 
         let acpi = {
             let ged = ged
@@ -196,6 +213,14 @@ impl KvmPlatform {
             }
             described.push(&*rtc);
             described.push(&*ged);
+            let transports = virtio
+                .iter()
+                .map(|transport| transport.lock())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| "a virtio device is unusable".to_string())?;
+            for transport in &transports {
+                described.push(&**transport);
+            }
             acpi::build(config.vcpus, &described)?
         };
         acpi.write(&memory)?;
@@ -232,7 +257,7 @@ impl KvmPlatform {
         let shared = vcpu::Shared {
             control: control.clone(),
             pio: Arc::new(pio),
-            mmio: Arc::new(Bus::new()),
+            mmio: Arc::new(mmio),
             requests,
             msrs: Arc::new(registers::boot_msrs(msr_list.as_slice())),
         };
@@ -250,6 +275,8 @@ impl KvmPlatform {
             threads,
             serial,
             ged,
+            virtio,
+            drives: config.disks.into_iter().map(|disk| disk.drive).collect(),
             requests: receiver,
             _kvm: kvm,
         })
@@ -276,6 +303,12 @@ impl KvmPlatform {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .reset();
+        for transport in &self.virtio {
+            transport
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .reset();
+        }
         self.acpi.write(&self.memory)?;
         boot::load(&self.memory, self.ram_size, &self.boot, self.acpi.rsdp).map_err(|e| e.0)
     }
@@ -325,8 +358,13 @@ impl Execution for KvmPlatform {
         self.control.pause();
     }
 
+    /// The vCPUs run again, and the block devices retry the requests
+    /// they stopped the VM for.
     fn resume(&mut self) {
         self.control.resume();
+        for drive in &self.drives {
+            drive.retry_failed();
+        }
     }
 
     fn reset(&mut self) {
@@ -383,6 +421,10 @@ impl Platform for KvmPlatform {
                 }
             })
             .collect()
+    }
+
+    fn drives(&self) -> Vec<Arc<Drive>> {
+        self.drives.clone()
     }
 
     fn take_requests(&mut self) -> Vec<Request> {

@@ -1,7 +1,9 @@
 //! Schema types shared by commands and events.
 
+mod block;
 mod run_state;
 mod version;
 
+pub use block::{BlockErrorAction, IoOperationType};
 pub use run_state::{RunState, ShutdownCause, StatusInfo};
 pub use version::{VersionInfo, VersionTriple};

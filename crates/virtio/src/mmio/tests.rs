@@ -2,6 +2,7 @@ use std::sync::{Arc, Mutex};
 
 use devices::IrqLine;
 use vm_memory::GuestAddress;
+use vmm_sys_util::eventfd::EventFd;
 
 use virtio_bindings::virtio_config::VIRTIO_CONFIG_S_ACKNOWLEDGE;
 
@@ -15,7 +16,7 @@ const FEATURE: u64 = 1 << 5;
 #[derive(Debug, Default)]
 struct Calls {
     activated: Option<(usize, u64)>,
-    notified: Vec<usize>,
+    notifiers: Vec<EventFd>,
     resets: usize,
 }
 
@@ -43,11 +44,10 @@ impl VirtioDevice for FakeDevice {
         if self.refuse {
             return Err(ActivateError("refused".into()));
         }
-        self.calls.lock().unwrap().activated = Some((activation.queues.len(), activation.accepted));
+        let mut calls = self.calls.lock().unwrap();
+        calls.activated = Some((activation.queues.len(), activation.accepted));
+        calls.notifiers = activation.notifiers;
         Ok(())
-    }
-    fn queue_notified(&mut self, index: usize) {
-        self.calls.lock().unwrap().notified.push(index);
     }
     fn reset(&mut self) {
         self.calls.lock().unwrap().resets += 1;
@@ -173,18 +173,17 @@ fn driver_ok_activates_the_device_and_notifications_reach_it() {
     negotiate(&mut t, MODERN | FEATURE);
     set_up_queue(&mut t, 0, 16, 0x1_0000);
     write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    assert!(
-        calls.lock().unwrap().notified.is_empty(),
-        "before DRIVER_OK"
-    );
+    assert_eq!(t.notifiers()[0].read().ok(), None, "before DRIVER_OK");
     driver_ok(&mut t);
     assert_eq!(calls.lock().unwrap().activated, Some((2, MODERN | FEATURE)));
     write(&mut t, VIRTIO_MMIO_QUEUE_SEL, 0);
     assert_eq!(read(&mut t, VIRTIO_MMIO_QUEUE_READY), 1);
-    write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+    write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
     write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 9);
-    t.queue_notified(1);
-    assert_eq!(calls.lock().unwrap().notified, vec![0, 1]);
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.notifiers[1].read().ok(), Some(2));
+    assert_eq!(calls.notifiers[0].read().ok(), None);
 }
 
 #[test]
@@ -206,7 +205,7 @@ fn queues_outside_guest_memory_or_of_bad_size_need_a_reset() {
         );
         assert_eq!(read(&mut t, VIRTIO_MMIO_CONFIG_GENERATION), 1);
         write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-        assert!(calls.lock().unwrap().notified.is_empty());
+        assert_eq!(t.notifiers()[0].read().ok(), None);
     }
 }
 
@@ -242,11 +241,11 @@ fn writing_status_zero_resets_device_and_registers() {
     assert_eq!(read(&mut t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
     assert_eq!(read(&mut t, VIRTIO_MMIO_QUEUE_READY), 0);
     write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    assert!(calls.lock().unwrap().notified.is_empty());
+    assert_eq!(t.notifiers()[0].read().ok(), None);
     // And it can be set up again.
     start(&mut t);
     write(&mut t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    assert_eq!(calls.lock().unwrap().notified, vec![0]);
+    assert_eq!(t.notifiers()[0].read().ok(), Some(1));
 }
 
 #[test]

@@ -1,0 +1,73 @@
+//! The machine's virtio devices: each behind a virtio-mmio transport with
+//! its window on the MMIO bus, an interrupt line, an ioeventfd per queue
+//! at its notify register, and an ACPI node.
+
+use std::sync::{Arc, Mutex};
+
+use devices::{Bus, IrqLine};
+use kvm_ioctls::{IoEventAddress, VmFd};
+use virtio::block::{Block, Drive, IoError, IoErrorSink};
+use virtio::{Interrupt, MmioTransport, VirtioDevice, MMIO_WINDOW};
+use vm_memory::GuestMemoryMmap;
+
+use super::kvm_error;
+use super::layout::{VIRTIO_GSI_BASE, VIRTIO_MMIO_BASE, VIRTIO_SLOTS};
+use super::requests::Requests;
+use crate::Request;
+
+/// A block device as the command line gives it.
+#[derive(Debug, Clone)]
+pub struct BlockDevice {
+    pub drive: Arc<Drive>,
+    /// The device's `id=`, if it has one.
+    pub id: Option<String>,
+    pub qom_path: String,
+}
+
+impl IoErrorSink for Requests {
+    fn io_error(&self, error: &IoError) {
+        self.send(Request::IoError(error.clone()));
+    }
+}
+
+/// Puts each device on the MMIO bus, in order, and connects its
+/// notifications and interrupt.
+pub fn attach(
+    vm: &VmFd,
+    memory: &GuestMemoryMmap,
+    mmio: &mut Bus,
+    irq: &dyn Fn(u32) -> Result<IrqLine, String>,
+    devices: Vec<Box<dyn VirtioDevice>>,
+) -> Result<Vec<Arc<Mutex<MmioTransport>>>, String> {
+    if devices.len() > VIRTIO_SLOTS as usize {
+        return Err(format!("kvmon has room for {VIRTIO_SLOTS} virtio devices"));
+    }
+    let mut transports = Vec::new();
+    for (index, device) in devices.into_iter().enumerate() {
+        let base = VIRTIO_MMIO_BASE + index as u64 * MMIO_WINDOW;
+        let interrupt = Interrupt::new(irq(VIRTIO_GSI_BASE + index as u32)?);
+        let transport = MmioTransport::new(device, memory.clone(), interrupt, base, index)?;
+        for (queue, notifier) in transport.notifiers().iter().enumerate() {
+            let address = IoEventAddress::Mmio(transport.notify_address());
+            vm.register_ioevent(notifier, &address, queue as u32)
+                .map_err(kvm_error("connect a queue notifier"))?;
+        }
+        let transport = Arc::new(Mutex::new(transport));
+        mmio.insert(base, MMIO_WINDOW, transport.clone())
+            .map_err(|e| format!("cannot place a virtio device: {e}"))?;
+        transports.push(transport);
+    }
+    Ok(transports)
+}
+
+/// The block devices as virtio devices reporting errors to `requests`.
+pub fn block_devices(disks: &[BlockDevice], requests: &Requests) -> Vec<Box<dyn VirtioDevice>> {
+    let errors: Arc<dyn IoErrorSink> = Arc::new(requests.clone());
+    disks
+        .iter()
+        .map(|disk| {
+            let block = Block::new(disk.drive.clone(), errors.clone(), disk.qom_path.clone());
+            Box::new(block) as Box<dyn VirtioDevice>
+        })
+        .collect()
+}

@@ -1,0 +1,286 @@
+//! virtio-blk through real KVM: kvmon's test guest drives the device with
+//! its own virtio-mmio driver, and the tests look at the image file, the
+//! QMP events and the run state.
+
+// In tests a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use kvmon_tests::{normalize, run_kvmon, Client, TempDir, Vmm};
+
+const OK: &str = r#"{"return": {}}"#;
+
+/// The byte at `offset` of a test image, as the guest expects it.
+fn image_pattern(offset: usize) -> u8 {
+    (offset as u8).wrapping_mul(7) ^ (offset / 512) as u8
+}
+
+/// What the guest writes at `offset`.
+fn written_pattern(offset: usize) -> u8 {
+    0xa5 ^ (offset as u8) ^ (offset >> 16) as u8
+}
+
+/// An 8 MiB image of the pattern.
+fn pattern_image(path: &Path) {
+    let bytes: Vec<u8> = (0..8 << 20).map(image_pattern).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn event(client: &mut Client) -> String {
+    normalize(&client.event(), &[])
+}
+
+fn named(name: &str) -> String {
+    format!(r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}"}}"#)
+}
+
+fn start(vmm: &Vmm) -> Client {
+    let mut client = vmm.negotiated();
+    assert_eq!(client.command(r#"{"execute":"cont"}"#), OK);
+    assert_eq!(event(&mut client), named("RESUME"));
+    client
+}
+
+fn exits(vmm: &mut Vmm) {
+    let status = vmm.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", vmm.stderr());
+}
+
+#[test]
+fn the_guest_reads_the_image_and_what_it_writes_and_flushes_is_in_the_file() {
+    let images = TempDir::new();
+    let image = images.join("disk.img");
+    pattern_image(&image);
+    let drive = format!(
+        "file={},format=raw,if=none,id=disk0,serial=KVMON-1",
+        image.display()
+    );
+    let mut vmm = Vmm::scenario(
+        "blk",
+        &["-drive", &drive, "-device", "virtio-blk-device,drive=disk0"],
+    );
+    let _client = start(&vmm);
+    // The guest powers off when done; kvmon exits.
+    exits(&mut vmm);
+    let serial = vmm.serial();
+    assert!(
+        serial.contains("blk base=0xd0000000 capacity=16384 ro=0"),
+        "{serial}"
+    );
+    assert!(serial.contains("blk read status=0 pattern=ok"), "{serial}");
+    assert!(
+        serial.contains("blk id status=0 serial=KVMON-1"),
+        "{serial}"
+    );
+    assert!(
+        serial.contains("blk write status=0 flush=0 read=0 readback=ok"),
+        "{serial}"
+    );
+    let bytes = std::fs::read(&image).unwrap();
+    let written = 16 * 512..24 * 512;
+    assert!(written.clone().all(|i| bytes[i] == written_pattern(i)));
+    assert!((0..written.start).all(|i| bytes[i] == image_pattern(i)));
+    assert!((written.end..bytes.len()).all(|i| bytes[i] == image_pattern(i)));
+}
+
+#[test]
+fn a_read_only_drive_refuses_the_guests_writes() {
+    let images = TempDir::new();
+    let image = images.join("disk.img");
+    pattern_image(&image);
+    let drive = format!("file={},format=raw,if=virtio,readonly=on", image.display());
+    let mut vmm = Vmm::scenario("blk", &["-drive", &drive]);
+    let mut client = start(&vmm);
+    // The guest powers off when done; kvmon exits.
+    exits(&mut vmm);
+    let serial = vmm.serial();
+    assert!(serial.contains("ro=1"), "{serial}");
+    assert!(serial.contains("blk read status=0 pattern=ok"), "{serial}");
+    assert!(
+        serial.contains("blk write status=1 flush=0 read=0 readback=ok"),
+        "the write fails, and the disk still holds the image: {serial}"
+    );
+    let error = event(&mut client);
+    assert!(
+        error.contains(r##""event": "BLOCK_IO_ERROR", "data": {"device": "virtio0", "nospace": false, "node-name": "#block001", "qom-path": "/machine/peripheral-anon/device[0]", "reason": "Operation not permitted", "operation": "write", "action": "report"}"##),
+        "{error}"
+    );
+    let bytes = std::fs::read(&image).unwrap();
+    assert!((0..bytes.len()).all(|i| bytes[i] == image_pattern(i)));
+}
+
+/// A tmpfs of `size`, mounted for the test and gone with it.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = TempDir::new();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.join(""))
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        SmallDisk { dir }
+    }
+
+    fn join(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.join("")).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_vm_and_cont_completes_the_write_once_there_is_room() {
+    let disk = SmallDisk::mount("512k");
+    let image = disk.join("disk.img");
+    // Sparse: the guest's writes need room the tmpfs does not have while
+    // the filler takes most of it.
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let filler = disk.join("filler");
+    std::fs::write(&filler, vec![1u8; 384 << 10]).unwrap();
+
+    let drive = format!(
+        "file={},format=raw,if=none,id=disk0,werror=stop",
+        image.display()
+    );
+    let mut vmm = Vmm::scenario(
+        "blk-fill",
+        &["-drive", &drive, "-device", "virtio-blk-device,drive=disk0"],
+    );
+    let mut client = start(&vmm);
+    let error = event(&mut client);
+    assert!(
+        error.contains(r##""event": "BLOCK_IO_ERROR", "data": {"device": "disk0", "nospace": true, "node-name": "#block001", "qom-path": "/machine/peripheral-anon/device[0]", "reason": "No space left on device", "operation": "write", "action": "stop"}"##),
+        "{error}"
+    );
+    assert_eq!(event(&mut client), named("STOP"));
+    assert_eq!(
+        client.command(r#"{"execute":"query-status"}"#),
+        r#"{"return": {"status": "io-error", "running": false}}"#
+    );
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(client.command(r#"{"execute":"cont"}"#), OK);
+    assert_eq!(event(&mut client), named("RESUME"));
+    // The guest powers off when done; kvmon exits.
+    exits(&mut vmm);
+    let serial = vmm.serial();
+    assert!(
+        serial.contains("blk filled failed=0 flush=0 read=0 readback=ok"),
+        "no request failed: the stopped one was retried: {serial}"
+    );
+    let bytes = std::fs::read(&image).unwrap();
+    let written = 2048 * 512..2048 * 512 + (256 << 10);
+    assert!(written.clone().all(|i| bytes[i] == written_pattern(i)));
+    assert!(bytes[..written.start].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_second_vm_cannot_write_an_image_in_use() {
+    let images = TempDir::new();
+    let image = images.join("disk.img");
+    pattern_image(&image);
+    let drive = format!("file={},format=raw,if=virtio", image.display());
+    let vmm = Vmm::scenario("idle", &["-drive", &drive]);
+    // A machine command waits for the machine, and so for its drive.
+    let mut client = vmm.negotiated();
+    client.command(r#"{"execute":"query-status"}"#);
+    for (readonly, refusal) in [
+        ("off", r#"Failed to get "write" lock"#),
+        ("on", r#"Failed to get shared "write" lock"#),
+    ] {
+        let second = format!("{drive},readonly={readonly}");
+        let guest = kvmon_tests::test_guest();
+        let (code, _, stderr) = run_kvmon(&["-kernel", guest.to_str().unwrap(), "-drive", &second]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "kvmon: -drive {second}: {refusal}: is another process using the image [{}]?\n",
+                image.display()
+            )
+        );
+    }
+}
+
+#[test]
+fn bad_disk_options_name_the_problem() {
+    let images = TempDir::new();
+    let image = images.join("disk.img");
+    std::fs::write(&image, [0u8; 4096]).unwrap();
+    let file = format!("file={}", image.display());
+    let missing = images.join("missing.img");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec![
+                "-drive".into(),
+                format!("{file},if=none,id=d0,werror=bogus"),
+            ],
+            "'bogus' invalid write error action".into(),
+        ),
+        (
+            vec!["-drive".into(), format!("{file},if=virtio,rerror=enospc")],
+            "'enospc' invalid read error action".into(),
+        ),
+        (
+            vec!["-drive".into(), format!("{file},if=virtio,cache=bogus")],
+            "invalid cache option".into(),
+        ),
+        (
+            vec!["-drive".into(), format!("{file},if=virtio,format=qcow2")],
+            "kvmon reads raw images only, not format 'qcow2'".into(),
+        ),
+        (
+            vec![
+                "-drive".into(),
+                format!("file={},if=virtio", missing.display()),
+            ],
+            format!(
+                "Could not open '{}': No such file or directory",
+                missing.display()
+            ),
+        ),
+        (
+            vec!["-device".into(), "virtio-blk-device".into()],
+            "drive property not set".into(),
+        ),
+        (
+            vec!["-device".into(), "virtio-blk-device,drive=nosuch".into()],
+            "Property 'virtio-blk-device.drive' can't find value 'nosuch'".into(),
+        ),
+        (
+            vec![
+                "-drive".into(),
+                format!("{file},if=none,id=d0"),
+                "-device".into(),
+                "virtio-blk-device,drive=d0".into(),
+                "-device".into(),
+                "virtio-blk-device,drive=d0".into(),
+            ],
+            "Drive 'd0' is already in use by another device".into(),
+        ),
+    ];
+    for (args, message) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, stderr) = run_kvmon(&args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("kvmon: -") && stderr.ends_with(&format!(": {message}\n")),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
