@@ -231,3 +231,44 @@ fn linux_warns_about_nothing_that_it_does_not_warn_about_on_qemu() {
     let extra: Vec<_> = kvmon.iter().filter(|w| !qemu.contains(w)).collect();
     assert!(extra.is_empty(), "KVM reports under kvmon only: {extra:#?}");
 }
+
+#[test]
+fn linux_writes_through_virtio_blk_and_the_data_is_in_the_image() {
+    let mut host = testhost();
+    host.shell(
+        "rm -f /tmp/disk.img; dd if=/dev/zero of=/tmp/disk.img bs=1M count=0 seek=64 2>/dev/null",
+    );
+    // The test host's root file system takes no O_DIRECT, so the host side
+    // uses the page cache; the guest writes and reads with O_DIRECT.
+    let drive = "file=/tmp/disk.img,format=raw,if=none,id=disk0";
+    let device = "virtio-blk-device,drive=disk0";
+    let mut run = linux(
+        &mut host,
+        "vmlinux",
+        "blk",
+        &["-drive", drive, "-device", device],
+    );
+    let output = run.wait_for_output("testhost-guest: blk ", 1, BOOT);
+    let line = output
+        .lines()
+        .find(|line| line.contains("testhost-guest: blk "))
+        .unwrap()
+        .trim_end()
+        .to_string();
+    assert_eq!(field(&line, "size"), "67108864", "{line}");
+    let wrote = field(&line, "wrote").to_string();
+    assert_eq!(wrote.len(), 32, "{line}");
+    assert_eq!(
+        field(&line, "read"),
+        wrote,
+        "read back past the cache: {line}"
+    );
+    assert_eq!(run.wait(Duration::from_secs(20)), 0, "{}", run.stderr());
+    drop(run);
+    let on_disk = host.shell("dd if=/tmp/disk.img bs=64k skip=16 count=8 2>/dev/null | md5sum");
+    assert!(
+        on_disk.starts_with(&wrote),
+        "the image holds {on_disk}, the guest wrote {wrote}"
+    );
+    host.shell("rm -f /tmp/disk.img");
+}

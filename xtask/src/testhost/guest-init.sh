@@ -27,6 +27,18 @@ ticks)
         i=$((i + 1))
         usleep 100000
     done ;;
+blk)
+    # 512 KiB of text written at 1 MiB of the first disk with O_DIRECT,
+    # synced, and read back past the page cache.
+    mkdir -p /tmp
+    seq 1 100000 >/tmp/seq
+    dd if=/tmp/seq of=/tmp/pattern bs=64k count=8 2>/dev/null
+    dd if=/tmp/pattern of=/dev/vda bs=64k seek=16 oflag=direct 2>/dev/null
+    sync
+    echo "testhost-guest: blk size=$(blockdev --getsize64 /dev/vda)" \
+        "wrote=$(md5sum </tmp/pattern | cut -d' ' -f1)" \
+        "read=$(dd if=/dev/vda bs=64k skip=16 count=8 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"
+    poweroff -f ;;
 warnings)
     # Kernel messages of level warning or worse (the console, quiet, shows
     # only errors).

@@ -25,9 +25,9 @@ use kernel::Kernel;
 /// follow): KVM for AMD, the NIC of QEMU's `-nic user,model=e1000`, and
 /// virtio consoles, the harness's channels.
 const HOST_MODULES: &[&str] = &["kvm-amd", "e1000", "virtio_pci", "virtio_console"];
-/// What the guest's busybox acpid needs: the ACPI power button as an
-/// input device.
-const GUEST_MODULES: &[&str] = &["button", "evdev"];
+/// What the guest's busybox acpid needs (the ACPI power button as an
+/// input device), and virtio-blk on virtio-mmio (found through ACPI).
+const GUEST_MODULES: &[&str] = &["button", "evdev", "virtio_mmio", "virtio_blk"];
 
 /// Files under /usr/share that QEMU loads: its ROMs and SeaBIOS.
 const QEMU_DATA: &[&str] = &["/usr/share/qemu", "/usr/share/seabios"];

@@ -240,11 +240,14 @@ impl Disks {
                 "Drive '{name}' is already in use by another device"
             ))
         };
+        // Errors opening a -drive's image name the -drive.
+        let mut opened_at = location.to_string();
         let mut drive = if let Some(entry) = self.drives.iter_mut().find(|d| d.options.id == name) {
             if entry.taken {
                 return Err(in_use());
             }
             entry.taken = true;
+            opened_at = entry.location.clone();
             entry.options.clone()
         } else if let Some(index) = self.nodes.iter().position(|node| node.name == name) {
             if self.nodes[index].taken {
@@ -274,7 +277,7 @@ impl Disks {
             drive,
             device_id: opts.get("id").map(str::to_string),
             qom_path,
-            location: location.to_string(),
+            location: opened_at,
         });
         Ok(())
     }

@@ -72,7 +72,15 @@ impl Drive {
                 .write(!options.read_only)
                 .custom_flags(flags)
                 .open(&options.path)
-                .map_err(|error| format!("Could not open '{path}': {}", os_text(&error)))
+                .map_err(|error| {
+                    let why = match error.raw_os_error() {
+                        Some(libc::EINVAL) if direct => {
+                            "filesystem does not support O_DIRECT".into()
+                        }
+                        _ => os_text(&error),
+                    };
+                    format!("Could not open '{path}': {why}")
+                })
         };
         let mut file = open(options.cache.direct)?;
         let buffered = match options.cache.direct {
