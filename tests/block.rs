@@ -103,9 +103,9 @@ fn a_read_only_drive_refuses_the_guests_writes() {
         serial.contains("blk write status=1 flush=0 read=0 readback=ok"),
         "the write fails, and the disk still holds the image: {serial}"
     );
-    let error = event(&mut client);
+    let error = without_node_numbers(&event(&mut client));
     assert!(
-        error.contains(r##""event": "BLOCK_IO_ERROR", "data": {"device": "virtio0", "nospace": false, "node-name": "#block001", "qom-path": "/machine/peripheral-anon/device[0]", "reason": "Operation not permitted", "operation": "write", "action": "report"}"##),
+        error.contains(r##""event": "BLOCK_IO_ERROR", "data": {"device": "virtio0", "nospace": false, "node-name": "#block", "qom-path": "/machine/peripheral-anon/device[0]", "reason": "Operation not permitted", "operation": "write", "action": "report"}"##),
         "{error}"
     );
     let bytes = std::fs::read(&image).unwrap();
@@ -162,9 +162,9 @@ fn a_full_disk_stops_the_vm_and_cont_completes_the_write_once_there_is_room() {
         &["-drive", &drive, "-device", "virtio-blk-device,drive=disk0"],
     );
     let mut client = start(&vmm);
-    let error = event(&mut client);
+    let error = without_node_numbers(&event(&mut client));
     assert!(
-        error.contains(r##""event": "BLOCK_IO_ERROR", "data": {"device": "disk0", "nospace": true, "node-name": "#block001", "qom-path": "/machine/peripheral-anon/device[0]", "reason": "No space left on device", "operation": "write", "action": "stop"}"##),
+        error.contains(r##""event": "BLOCK_IO_ERROR", "data": {"device": "disk0", "nospace": true, "node-name": "#block", "qom-path": "/machine/peripheral-anon/device[0]", "reason": "No space left on device", "operation": "write", "action": "stop"}"##),
         "{error}"
     );
     assert_eq!(event(&mut client), named("STOP"));
@@ -282,5 +282,164 @@ fn bad_disk_options_name_the_problem() {
             "{args:?}: {stderr}"
         );
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+/// QEMU's automatic node names end in random digits: `#block` stays.
+fn without_node_numbers(reply: &str) -> String {
+    let mut out = String::new();
+    let mut rest = reply;
+    while let Some(at) = rest.find("#block") {
+        out.push_str(&rest[..at + 6]);
+        rest = rest[at + 6..].trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// kvmon and QEMU's microvm with the same disk options, held in prelaunch,
+/// answer `commands` alike.  One after the other: the images are locked.
+fn same_answers_as_qemu(disk_args: &[&str], commands: &[&str]) {
+    let guest = kvmon_tests::test_guest();
+    let mut args = vec!["-S", "-kernel", guest.to_str().unwrap()];
+    args.extend_from_slice(disk_args);
+    let answers = |vmm: Vmm| -> Vec<String> {
+        let mut client = vmm.negotiated();
+        commands
+            .iter()
+            .map(|command| without_node_numbers(&client.command(command)))
+            .collect()
+    };
+    let ours = answers(Vmm::guest(&args));
+    let mut qemu_args = vec!["-global", "virtio-mmio.force-legacy=false"];
+    qemu_args.extend_from_slice(&args);
+    let theirs = answers(Vmm::qemu_scenario_with(&qemu_args));
+    for ((command, ours), theirs) in commands.iter().zip(ours).zip(theirs) {
+        assert_eq!(ours, theirs, "{command} with {disk_args:?}");
+    }
+}
+
+const QUERIES: &[&str] = &[
+    r#"{"execute":"query-block"}"#,
+    r#"{"execute":"query-blockstats"}"#,
+    r#"{"execute":"query-blockstats","arguments":{"query-nodes":true}}"#,
+];
+
+#[test]
+fn query_block_and_query_blockstats_answer_as_qemu_does() {
+    let images = TempDir::new();
+    let image = images.join("disk.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let file = image.display().to_string();
+    for (drive, device) in [
+        (
+            format!("file={file},format=raw,if=none,id=disk0"),
+            "virtio-blk-device,drive=disk0",
+        ),
+        (
+            format!("file={file},format=raw,if=none,id=disk0,readonly=on,cache=writethrough"),
+            "virtio-blk-device,drive=disk0,id=vd0",
+        ),
+        (
+            format!("file={file},format=raw,if=none,id=disk0,cache=none,node-name=n0"),
+            "virtio-blk-device,drive=disk0",
+        ),
+        (
+            format!("file={file},format=raw,if=none,id=disk0,cache=unsafe"),
+            "virtio-blk-device,drive=disk0",
+        ),
+    ] {
+        same_answers_as_qemu(&["-drive", &drive, "-device", device], QUERIES);
+    }
+    let blockdev_file = format!("driver=file,filename={file},node-name=f0");
+    same_answers_as_qemu(
+        &[
+            "-blockdev",
+            &blockdev_file,
+            "-blockdev",
+            "driver=raw,file=f0,node-name=r0",
+            "-device",
+            "virtio-blk-device,drive=r0,id=vd0",
+        ],
+        QUERIES,
+    );
+}
+
+#[test]
+fn block_resize_answers_as_qemu_does_and_resizes_the_image() {
+    let images = TempDir::new();
+    for name in ["rw.img", "ro.img"] {
+        std::fs::File::create(images.join(name))
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+    }
+    let rw = format!(
+        "file={},format=raw,if=none,id=disk0",
+        images.join("rw.img").display()
+    );
+    let ro = format!(
+        "file={},format=raw,if=none,id=disk1,readonly=on,node-name=ro0",
+        images.join("ro.img").display()
+    );
+    let args = [
+        "-drive",
+        &rw,
+        "-device",
+        "virtio-blk-device,drive=disk0",
+        "-drive",
+        &ro,
+        "-device",
+        "virtio-blk-device,drive=disk1",
+    ];
+    same_answers_as_qemu(
+        &args,
+        &[
+            r#"{"execute":"block_resize","arguments":{"device":"nosuch","size":1048576}}"#,
+            r#"{"execute":"block_resize","arguments":{"node-name":"nosuch","size":1048576}}"#,
+            r#"{"execute":"block_resize","arguments":{"size":1048576}}"#,
+            r#"{"execute":"block_resize","arguments":{"device":"disk0","size":-1}}"#,
+            r#"{"execute":"block_resize","arguments":{"device":"disk1","size":1048576}}"#,
+            r#"{"execute":"block_resize","arguments":{"node-name":"ro0","size":1048576}}"#,
+            r#"{"execute":"block_resize","arguments":{"device":"disk0"}}"#,
+        ],
+    );
+    // Both grow the same image the same way (one after the other: the
+    // image is locked).
+    for vmm in ["kvmon", "qemu"] {
+        let guest = kvmon_tests::test_guest();
+        let mut all = vec!["-S", "-kernel", guest.to_str().unwrap()];
+        all.extend_from_slice(&args[..4]);
+        let process = match vmm {
+            "kvmon" => Vmm::guest(&all),
+            _ => Vmm::qemu_scenario_with(&all),
+        };
+        let mut client = process.negotiated();
+        let size = 100_000_001;
+        assert_eq!(
+            client.command(&format!(
+                r#"{{"execute":"block_resize","arguments":{{"device":"disk0","size":{size}}}}}"#
+            )),
+            OK,
+            "{vmm}"
+        );
+        let file_size = std::fs::metadata(images.join("rw.img")).unwrap().len();
+        assert_eq!(file_size, size, "{vmm}");
+        let block = client.command(r#"{"execute":"query-block"}"#);
+        assert!(
+            block.contains(r#""virtual-size": 100000256"#),
+            "{vmm}: {block}"
+        );
+        drop(client);
+        drop(process);
+        std::fs::File::options()
+            .write(true)
+            .open(images.join("rw.img"))
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
     }
 }

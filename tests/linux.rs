@@ -263,6 +263,18 @@ fn linux_writes_through_virtio_blk_and_the_data_is_in_the_image() {
         wrote,
         "read back past the cache: {line}"
     );
+    let mut client = run.negotiated();
+    assert_eq!(
+        client.command(
+            r#"{"execute":"block_resize","arguments":{"device":"disk0","size":134217728}}"#
+        ),
+        r#"{"return": {}}"#
+    );
+    let output = run.wait_for_output("testhost-guest: blk resized", 1, BOOT);
+    assert!(
+        output.contains("testhost-guest: blk resized size=134217728"),
+        "{output}"
+    );
     assert_eq!(run.wait(Duration::from_secs(20)), 0, "{}", run.stderr());
     drop(run);
     let on_disk = host.shell("dd if=/tmp/disk.img bs=64k skip=16 count=8 2>/dev/null | md5sum");

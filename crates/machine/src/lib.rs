@@ -2,12 +2,14 @@
 //! machine commands, and the platforms beneath — a KVM guest with vCPUs,
 //! memory, direct boot, ACPI and platform devices, or `-machine none`.
 
+mod block;
 mod identity;
 pub mod kvm;
 mod lifecycle;
 pub mod run_state;
 mod vm;
 
+pub use block::BlockDevice;
 pub use identity::Uuid;
 pub use lifecycle::{Actions, Execution, NoVcpus};
 pub use vm::{Platform, Request, Vm};

@@ -4,16 +4,18 @@
 
 use events::{BlockIoErrorEvent, PowerdownEvent, Publisher};
 use qmp::commands::{
-    Cont, CpuInfoFast, Handles, InjectNmi, KvmInfo, MachineCommands, NameInfo, QueryCpusFast,
-    QueryKvm, QueryName, QueryStatus, QueryTarget, QueryUuid, Quit, SetAction, Stop, SysEmuTarget,
-    SystemPowerdown, SystemReset, TargetInfo, UuidInfo,
+    BlockInfo, BlockResize, BlockStats, Cont, CpuInfoFast, Handles, InjectNmi, KvmInfo,
+    MachineCommands, NameInfo, QueryBlock, QueryBlockstats, QueryCpusFast, QueryKvm, QueryName,
+    QueryStatus, QueryTarget, QueryUuid, Quit, SetAction, Stop, SysEmuTarget, SystemPowerdown,
+    SystemReset, TargetInfo, UuidInfo,
 };
 use qmp::types::{BlockErrorAction, IoOperationType, RunState, ShutdownCause, StatusInfo};
 use qmp::QmpError;
 
 use devices::PowerRequest;
-use virtio::block::{Drive, ErrorAction, IoError};
+use virtio::block::{ErrorAction, IoError};
 
+use crate::block::{self, BlockDevice};
 use crate::lifecycle::{Execution, Lifecycle, NoVcpus};
 use crate::MachineConfig;
 
@@ -52,8 +54,8 @@ pub trait Platform: Execution + Send {
         data.len()
     }
 
-    /// The drives of its block devices.
-    fn drives(&self) -> Vec<std::sync::Arc<Drive>> {
+    /// Its disks.
+    fn disks(&self) -> Vec<BlockDevice> {
         Vec::new()
     }
 
@@ -187,11 +189,35 @@ impl Handles<Stop> for Vm {
 impl Handles<Cont> for Vm {
     fn handle(&mut self, _: Cont) -> Result<(), QmpError> {
         self.lifecycle.states.check_cont()?;
-        for drive in self.platform.drives() {
-            drive.reset_io_status();
+        for disk in self.platform.disks() {
+            disk.drive.reset_io_status();
         }
         self.lifecycle.start(&mut *self.platform);
         Ok(())
+    }
+}
+
+impl Handles<QueryBlock> for Vm {
+    fn handle(&mut self, _: QueryBlock) -> Result<Vec<BlockInfo>, QmpError> {
+        Ok(block::query_block(&self.platform.disks()))
+    }
+}
+
+impl Handles<QueryBlockstats> for Vm {
+    fn handle(&mut self, command: QueryBlockstats) -> Result<Vec<BlockStats>, QmpError> {
+        let query_nodes = command.query_nodes.unwrap_or(false);
+        Ok(block::query_blockstats(&self.platform.disks(), query_nodes))
+    }
+}
+
+impl Handles<BlockResize> for Vm {
+    fn handle(&mut self, command: BlockResize) -> Result<(), QmpError> {
+        block::block_resize(
+            &self.platform.disks(),
+            command.device.as_deref(),
+            command.node_name.as_deref(),
+            command.size,
+        )
     }
 }
 

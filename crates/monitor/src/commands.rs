@@ -2,9 +2,10 @@
 
 use events::Event;
 use qmp::commands::{
-    Cont, HumanMonitorCommand, InjectNmi, MigratePause, QmpCapabilities, QueryCommands,
-    QueryCpusFast, QueryKvm, QueryName, QueryQmpSchema, QueryStatus, QueryTarget, QueryUuid,
-    QueryVersion, QueryYank, Quit, SetAction, Stop, SystemPowerdown, SystemReset, Yank,
+    BlockResize, Cont, HumanMonitorCommand, InjectNmi, MigratePause, QmpCapabilities, QueryBlock,
+    QueryBlockstats, QueryCommands, QueryCpusFast, QueryKvm, QueryName, QueryQmpSchema,
+    QueryStatus, QueryTarget, QueryUuid, QueryVersion, QueryYank, Quit, SetAction, Stop,
+    SystemPowerdown, SystemReset, Yank,
 };
 
 use crate::control;
@@ -15,6 +16,9 @@ pub fn command_table() -> CommandTable {
     TableBuilder::default()
         .machine::<QueryStatus>()
         .machine::<SetAction>()
+        .machine::<QueryBlock>()
+        .machine::<QueryBlockstats>()
+        .machine::<BlockResize>()
         .monitor::<MigratePause>(control::migrate_pause)
         .monitor::<QmpCapabilities>(control::qmp_capabilities)
         .monitor::<QueryVersion>(control::query_version)

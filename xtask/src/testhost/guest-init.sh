@@ -38,6 +38,11 @@ blk)
     echo "testhost-guest: blk size=$(blockdev --getsize64 /dev/vda)" \
         "wrote=$(md5sum </tmp/pattern | cut -d' ' -f1)" \
         "read=$(dd if=/dev/vda bs=64k skip=16 count=8 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"
+    # Then the tests resize the disk; the kernel learns of it from the
+    # device's configuration-change interrupt.
+    size=$(blockdev --getsize64 /dev/vda)
+    while [ "$(blockdev --getsize64 /dev/vda)" = "$size" ]; do usleep 100000; done
+    echo "testhost-guest: blk resized size=$(blockdev --getsize64 /dev/vda)"
     poweroff -f ;;
 warnings)
     # Kernel messages of level warning or worse (the console, quiet, shows

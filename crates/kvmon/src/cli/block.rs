@@ -112,6 +112,8 @@ impl Disks {
         }
         let mut options = DriveOptions::new(file);
         options.id = id;
+        // QEMU makes the file node first, then the raw node over it.
+        options.file_node_name = Some(self.anonymous_node());
         options.node_name = match opts.get("node-name") {
             Some(name) => name.to_string(),
             None => self.anonymous_node(),
@@ -319,6 +321,9 @@ impl Disks {
         };
         let mut options = DriveOptions::new(path.clone());
         options.node_name = node.name.clone();
+        if !std::ptr::eq(file, node) {
+            options.file_node_name = Some(file.name.clone());
+        }
         options.read_only = read_only;
         options.cache = Cache {
             direct: node.cache.direct || file.cache.direct,

@@ -29,12 +29,11 @@ use kvm_ioctls::{Kvm, VmFd};
 use mio::Waker;
 use qmp::commands::{CpuInfoFast, CpuInfoFastBase, CpuInfoFastVariant, CpuInstanceProperties};
 use qmp::QmpError;
-use virtio::block::Drive;
 use virtio::MmioTransport;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
+pub use crate::BlockDevice;
 pub use boot::{BootSource, Image};
-pub use virtio_devices::BlockDevice;
 
 use crate::lifecycle::Execution;
 use crate::vm::{Platform, Request};
@@ -89,7 +88,7 @@ pub struct KvmPlatform {
     serial: Option<Arc<Mutex<Serial>>>,
     ged: Arc<Mutex<GenericEventDevice>>,
     virtio: Vec<Arc<Mutex<MmioTransport>>>,
-    drives: Vec<Arc<Drive>>,
+    disks: Vec<BlockDevice>,
     requests: Inbox,
     /// Kept alive for the vCPU threads' sake: they hold the VM's fds.
     _kvm: Kvm,
@@ -276,7 +275,7 @@ impl KvmPlatform {
             serial,
             ged,
             virtio,
-            drives: config.disks.into_iter().map(|disk| disk.drive).collect(),
+            disks: config.disks,
             requests: receiver,
             _kvm: kvm,
         })
@@ -362,8 +361,8 @@ impl Execution for KvmPlatform {
     /// they stopped the VM for.
     fn resume(&mut self) {
         self.control.resume();
-        for drive in &self.drives {
-            drive.retry_failed();
+        for disk in &self.disks {
+            disk.drive.retry_failed();
         }
     }
 
@@ -423,8 +422,8 @@ impl Platform for KvmPlatform {
             .collect()
     }
 
-    fn drives(&self) -> Vec<Arc<Drive>> {
-        self.drives.clone()
+    fn disks(&self) -> Vec<BlockDevice> {
+        self.disks.clone()
     }
 
     fn take_requests(&mut self) -> Vec<Request> {

@@ -6,23 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use devices::{Bus, IrqLine};
 use kvm_ioctls::{IoEventAddress, VmFd};
-use virtio::block::{Block, Drive, IoError, IoErrorSink};
+use virtio::block::{Block, IoError, IoErrorSink};
 use virtio::{Interrupt, MmioTransport, VirtioDevice, MMIO_WINDOW};
 use vm_memory::GuestMemoryMmap;
 
 use super::kvm_error;
 use super::layout::{VIRTIO_GSI_BASE, VIRTIO_MMIO_BASE, VIRTIO_SLOTS};
 use super::requests::Requests;
-use crate::Request;
-
-/// A block device as the command line gives it.
-#[derive(Debug, Clone)]
-pub struct BlockDevice {
-    pub drive: Arc<Drive>,
-    /// The device's `id=`, if it has one.
-    pub id: Option<String>,
-    pub qom_path: String,
-}
+use crate::{BlockDevice, Request};
 
 impl IoErrorSink for Requests {
     fn io_error(&self, error: &IoError) {

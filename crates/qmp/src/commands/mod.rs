@@ -1,6 +1,7 @@
 //! kvmon's QMP commands, declared once each, and the interface through which
 //! the monitor hands the machine's commands to the machine.
 
+mod block;
 pub mod control;
 mod cpus;
 mod hmp;
@@ -11,6 +12,7 @@ mod power;
 mod run_state;
 mod yank;
 
+pub use block::*;
 pub use control::{
     CommandInfo, QMPCapability, QmpCapabilities, QueryCommands, QueryQmpSchema, QueryVersion,
 };
@@ -59,6 +61,9 @@ pub trait MachineCommands:
     + Handles<SetAction>
     + Handles<InjectNmi>
     + Handles<QueryCpusFast>
+    + Handles<QueryBlock>
+    + Handles<QueryBlockstats>
+    + Handles<BlockResize>
 {
     /// Set once the machine has finished (after `quit`, a signal, or a guest
     /// shutdown without `-no-shutdown`): no further command runs, and kvmon

@@ -154,6 +154,19 @@ impl<T: SchemaType> SchemaType for Option<T> {
     }
 }
 
+/// For types that contain themselves (an image's backing image).
+impl<T: SchemaType> SchemaType for Box<T> {
+    fn type_info() -> TypeInfo {
+        T::type_info()
+    }
+    fn to_value(&self) -> Value {
+        T::to_value(self)
+    }
+    fn from_value(value: &Value, at: &Field<'_>) -> Result<Self, QmpError> {
+        T::from_value(value, at).map(Box::new)
+    }
+}
+
 impl<T: SchemaType> SchemaType for Vec<T> {
     fn type_info() -> TypeInfo {
         TypeInfo::Array(T::type_info)

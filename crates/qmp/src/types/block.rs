@@ -21,3 +21,15 @@ crate::qapi_enum! {
         Stop = "stop",
     }
 }
+
+crate::qapi_enum! {
+    /// An enumeration of block device I/O status.
+    pub enum BlockDeviceIoStatus {
+        /// The last I/O operation has succeeded
+        Ok = "ok",
+        /// The last I/O operation has failed
+        Failed = "failed",
+        /// The last I/O operation has failed due to a no-space condition
+        Nospace = "nospace",
+    }
+}

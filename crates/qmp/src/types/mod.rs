@@ -4,6 +4,6 @@ mod block;
 mod run_state;
 mod version;
 
-pub use block::{BlockErrorAction, IoOperationType};
+pub use block::{BlockDeviceIoStatus, BlockErrorAction, IoOperationType};
 pub use run_state::{RunState, ShutdownCause, StatusInfo};
 pub use version::{VersionInfo, VersionTriple};

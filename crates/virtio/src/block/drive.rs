@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::lock::lock_image;
 use super::options::DriveOptions;
 use super::stats::Stats;
+use super::SECTOR;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::Interrupt;
@@ -116,10 +117,12 @@ impl Drive {
     }
 
     /// Grows or shrinks the image to `size` bytes; the active device tells
-    /// the guest.
+    /// the guest.  The guest sees whole sectors, the last one partly past
+    /// the file's end if `size` is not a multiple of 512 (as in QEMU).
     pub fn resize(&self, size: u64) -> io::Result<()> {
         self.file.set_len(size)?;
-        self.size.store(size, Ordering::SeqCst);
+        self.size
+            .store(size.next_multiple_of(SECTOR), Ordering::SeqCst);
         if let Some(interrupt) = lock(&self.config_interrupt).as_ref() {
             interrupt.config_changed();
         }

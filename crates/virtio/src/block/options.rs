@@ -116,6 +116,9 @@ pub struct DriveOptions {
     pub id: String,
     /// The name of the node that reads the image (`node-name=`).
     pub node_name: String,
+    /// The name of the file node beneath it; `None` when the device sits
+    /// on a file node.
+    pub file_node_name: Option<String>,
     pub path: PathBuf,
     pub read_only: bool,
     pub cache: Cache,
@@ -134,6 +137,7 @@ impl DriveOptions {
         DriveOptions {
             id: String::new(),
             node_name: String::new(),
+            file_node_name: None,
             path: path.into(),
             read_only: false,
             cache: Cache::default(),
