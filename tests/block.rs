@@ -172,9 +172,17 @@ fn a_full_disk_stops_the_vm_and_cont_completes_the_write_once_there_is_room() {
         client.command(r#"{"execute":"query-status"}"#),
         r#"{"return": {"status": "io-error", "running": false}}"#
     );
+    let query_block = r#"{"execute":"query-block"}"#;
+    let blocks = client.command(query_block);
+    assert!(blocks.contains(r#""io-status": "nospace""#), "{blocks}");
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(client.command(r#"{"execute":"cont"}"#), OK);
     assert_eq!(event(&mut client), named("RESUME"));
+    let blocks = client.command(query_block);
+    assert!(
+        blocks.contains(r#""io-status": "ok""#),
+        "cont resets it: {blocks}"
+    );
     // The guest powers off when done; kvmon exits.
     exits(&mut vmm);
     let serial = vmm.serial();
@@ -442,4 +450,73 @@ fn block_resize_answers_as_qemu_does_and_resizes_the_image() {
             .set_len(64 << 20)
             .unwrap();
     }
+}
+
+/// query-blockstats without what depends on timing.
+fn counters(reply: &str) -> serde_json::Value {
+    fn untimed(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(members) => {
+                members.retain(|key, _| !key.ends_with("time_ns"));
+                members.values_mut().for_each(untimed);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(untimed),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(&without_node_numbers(reply)).unwrap();
+    untimed(&mut value);
+    value
+}
+
+#[test]
+fn the_guests_requests_are_accounted_as_qemu_accounts_them() {
+    let images = TempDir::new();
+    let image = images.join("disk.img");
+    pattern_image(&image);
+    let drive = format!("file={},format=raw,if=none,id=disk0", image.display());
+    let guest = kvmon_tests::test_guest();
+    let args = [
+        "-S",
+        "-no-shutdown",
+        "-kernel",
+        guest.to_str().unwrap(),
+        "-append",
+        "blk",
+        "-drive",
+        &drive,
+        "-device",
+        "virtio-blk-device,drive=disk0",
+    ];
+    let mut answers = Vec::new();
+    for vmm in ["kvmon", "qemu"] {
+        let process = match vmm {
+            "kvmon" => Vmm::guest(&args),
+            // qboot: QEMU's default firmware would read the disk itself.
+            _ => {
+                let mut all = vec!["-global", "virtio-mmio.force-legacy=false"];
+                all.extend_from_slice(&["-bios", "/usr/share/qemu/qboot.rom"]);
+                all.extend_from_slice(&args);
+                Vmm::qemu_scenario_with(&all)
+            }
+        };
+        let mut client = start(&process);
+        // The guest powers off once done; the VM then waits, shut down.
+        while !client
+            .command(r#"{"execute":"query-status"}"#)
+            .contains(r#""status": "shutdown""#)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(process.serial().contains("readback=ok"), "{vmm}");
+        answers.push(counters(
+            &client.command(r#"{"execute":"query-blockstats"}"#),
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // The guest's reads, write and flush are all there.
+    let stats = &answers[0]["return"][0]["stats"];
+    assert_eq!(stats["rd_operations"], 2, "{stats}");
+    assert_eq!(stats["wr_bytes"], 4096, "{stats}");
+    assert_eq!(stats["flush_operations"], 1, "{stats}");
 }
