@@ -36,6 +36,7 @@ pub fn ci() -> Result<(), String> {
     run("cargo", &["xtask", "bench", "qmp", "--quick"], &[])?;
     run("cargo", &["xtask", "bench", "boot", "--quick"], &[])?;
     run("cargo", &["xtask", "bench", "linux", "--quick"], &[])?;
+    run("cargo", &["xtask", "bench", "blk", "--quick"], &[])?;
     println!("ci: all passed");
     Ok(())
 }

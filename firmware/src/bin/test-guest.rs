@@ -15,7 +15,8 @@
 //! cannot emulate), `blk` (reads the pattern the tests put in the disk
 //! image, reads the ID, writes, flushes and reads back, then powers off),
 //! `blk-fill` (writes 256 KiB in 64 KiB requests, flushes, reads it back,
-//! then powers off).  The first line gives the scenario, the CPU, and the
+//! then powers off), `blk-bench MODE COUNT` (timed requests for `cargo
+//! xtask bench blk`, then powers off).  The first line gives the scenario, the CPU, and the
 //! RAM the memory map shows.
 
 #![no_std]
@@ -77,11 +78,12 @@ fn main(boot: &fw::Boot) -> ! {
             idle()
         }
         "count" => count(),
-        "blk" | "blk-fill" => {
+        "blk" | "blk-fill" | "blk-bench" => {
             if let Some(block) = find_block() {
                 match scenario {
                     "blk" => blk(block),
-                    _ => blk_fill(block),
+                    "blk-fill" => blk_fill(block),
+                    _ => blk_bench(block, boot.cmdline),
                 }
             }
             if !acpi.is_some_and(|acpi| power::acpi_poweroff(&acpi)) {
@@ -234,6 +236,49 @@ fn blk_fill(mut block: Block) {
         "kvmon-test: blk filled failed={failed} flush={flush} read={read} readback={}",
         verdict(holds(0, LEN, start, written_pattern))
     );
+}
+
+/// `blk-bench MODE COUNT`: COUNT requests of 64 KiB in order (`seq-read`,
+/// `seq-write`) or of 4 KiB at random (`rand-read`, `rand-write`), one at a
+/// time, between a `begin` and an `end` line.
+fn blk_bench(mut block: Block, cmdline: &str) {
+    let mut words = cmdline.split(' ').skip(1);
+    let mode = words.next().unwrap_or("seq-read");
+    let count: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(1000);
+    let (len, random, kind) = match mode {
+        "seq-read" => (64 * 1024, false, virtio_blk::T_IN),
+        "seq-write" => (64 * 1024, false, virtio_blk::T_OUT),
+        "rand-read" => (4096, true, virtio_blk::T_IN),
+        "rand-write" => (4096, true, virtio_blk::T_OUT),
+        _ => {
+            println!("kvmon-test: error what=unknown-mode name={mode}");
+            return;
+        }
+    };
+    let sectors = len / 512;
+    let slots = block.capacity() / sectors;
+    if slots == 0 {
+        println!("kvmon-test: error what=disk-too-small");
+        return;
+    }
+    // xorshift64: the same offsets under every VMM.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut failed = 0;
+    println!("kvmon-test: blk-bench begin mode={mode} requests={count}");
+    for i in 0..count {
+        let slot = if random {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % slots
+        } else {
+            i % slots
+        };
+        if block.request(kind, slot * sectors, 0, len as u32) != 0 {
+            failed += 1;
+        }
+    }
+    println!("kvmon-test: blk-bench end mode={mode} requests={count} failed={failed}");
 }
 
 /// Writes `text` to COM1 with one string instruction.

@@ -1,5 +1,6 @@
 //! `cargo xtask bench ...`: kvmon against QEMU, side by side, in one run.
 
+mod blk;
 mod boot;
 mod linux;
 mod qmp;
@@ -11,6 +12,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("qmp") => qmp::run(&args[1..]),
         Some("boot") => boot::run(&args[1..]),
         Some("linux") => linux::run(&args[1..]),
-        _ => Err("usage: cargo xtask bench qmp|boot|linux [--quick] [--record]".to_string()),
+        Some("blk") => blk::run(&args[1..]),
+        _ => Err("usage: cargo xtask bench qmp|boot|linux|blk [--quick] [--record]".to_string()),
     }
 }
