@@ -35,7 +35,7 @@ struct Figures {
 pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let record_it = args.iter().any(|a| a == "--record");
-    let (runs, requests) = if quick { (1, 300) } else { (3, 3000) };
+    let (runs, requests) = if quick { (1, 300) } else { (5, 3000) };
     crate::process::run(
         "cargo",
         &["build", "--release", "--quiet", "--package", "kvmon"],
