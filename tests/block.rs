@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use kvmon_tests::{normalize, run_kvmon, Client, TempDir, Vmm};
+use kvmon_tests::{event, named, run_kvmon, Client, TempDir, Vmm};
 
 const OK: &str = r#"{"return": {}}"#;
 
@@ -27,14 +27,6 @@ fn written_pattern(offset: usize) -> u8 {
 fn pattern_image(path: &Path) {
     let bytes: Vec<u8> = (0..8 << 20).map(image_pattern).collect();
     std::fs::write(path, bytes).unwrap();
-}
-
-fn event(client: &mut Client) -> String {
-    normalize(&client.event(), &[])
-}
-
-fn named(name: &str) -> String {
-    format!(r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}"}}"#)
 }
 
 fn start(vmm: &Vmm) -> Client {

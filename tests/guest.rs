@@ -6,22 +6,13 @@
 
 use std::time::Duration;
 
-use kvmon_tests::{normalize, Client, Vmm};
+use kvmon_tests::{event, named, Client, Vmm};
 
 const RUNNING: &str = r#"{"return": {"status": "running", "running": true}}"#;
 const PAUSED: &str = r#"{"return": {"status": "paused", "running": false}}"#;
 const PRELAUNCH: &str = r#"{"return": {"status": "prelaunch", "running": false}}"#;
 const SHUTDOWN_STATE: &str = r#"{"return": {"status": "shutdown", "running": false}}"#;
 const OK: &str = r#"{"return": {}}"#;
-
-/// An event without its timestamp.
-fn event(client: &mut Client) -> String {
-    normalize(&client.event(), &[])
-}
-
-fn named(name: &str) -> String {
-    format!(r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}"}}"#)
-}
 
 fn with_data(name: &str, data: &str) -> String {
     format!(

@@ -226,6 +226,16 @@ pub fn version_text(greeting: &str) -> String {
     )
 }
 
+/// The next event without its timestamp (see [`normalize`]).
+pub fn event<S: Socket>(client: &mut Client<S>) -> String {
+    normalize(&client.event(), &[])
+}
+
+/// An event without data, as [`event`] shows it.
+pub fn named(name: &str) -> String {
+    format!(r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}"}}"#)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,8 +55,8 @@ pub trait Platform: Execution + Send {
     }
 
     /// Its disks.
-    fn disks(&self) -> Vec<BlockDevice> {
-        Vec::new()
+    fn disks(&self) -> &[BlockDevice] {
+        &[]
     }
 
     /// Stops the vCPUs for good, before kvmon exits.
@@ -199,21 +199,21 @@ impl Handles<Cont> for Vm {
 
 impl Handles<QueryBlock> for Vm {
     fn handle(&mut self, _: QueryBlock) -> Result<Vec<BlockInfo>, QmpError> {
-        Ok(block::query_block(&self.platform.disks()))
+        Ok(block::query_block(self.platform.disks()))
     }
 }
 
 impl Handles<QueryBlockstats> for Vm {
     fn handle(&mut self, command: QueryBlockstats) -> Result<Vec<BlockStats>, QmpError> {
         let query_nodes = command.query_nodes.unwrap_or(false);
-        Ok(block::query_blockstats(&self.platform.disks(), query_nodes))
+        Ok(block::query_blockstats(self.platform.disks(), query_nodes))
     }
 }
 
 impl Handles<BlockResize> for Vm {
     fn handle(&mut self, command: BlockResize) -> Result<(), QmpError> {
         block::block_resize(
-            &self.platform.disks(),
+            self.platform.disks(),
             command.device.as_deref(),
             command.node_name.as_deref(),
             command.size,

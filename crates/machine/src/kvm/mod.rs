@@ -422,8 +422,8 @@ impl Platform for KvmPlatform {
             .collect()
     }
 
-    fn disks(&self) -> Vec<BlockDevice> {
-        self.disks.clone()
+    fn disks(&self) -> &[BlockDevice] {
+        &self.disks
     }
 
     fn take_requests(&mut self) -> Vec<Request> {

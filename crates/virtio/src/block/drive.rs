@@ -185,10 +185,16 @@ impl Drive {
     /// Every iovec must describe memory that is valid for reads for the
     /// whole call.
     pub unsafe fn write(&self, buffers: &mut [libc::iovec], offset: u64) -> io::Result<()> {
-        if self.options.read_only {
-            return Err(io::Error::from_raw_os_error(libc::EPERM));
-        }
+        self.writable()?;
         self.transfer(buffers, offset, true)
+    }
+
+    /// A read-only drive refuses every change, as QEMU's does.
+    fn writable(&self) -> io::Result<()> {
+        match self.options.read_only {
+            true => Err(io::Error::from_raw_os_error(libc::EPERM)),
+            false => Ok(()),
+        }
     }
 
     /// Through O_DIRECT when the drive uses it, and through the page cache
@@ -219,9 +225,7 @@ impl Drive {
     /// Forgets `len` bytes at `offset` when the drive has `discard=unmap`;
     /// they then read as zeroes.
     pub fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
-        if self.options.read_only {
-            return Err(io::Error::from_raw_os_error(libc::EPERM));
-        }
+        self.writable()?;
         if !self.options.discard {
             return Ok(());
         }
@@ -235,9 +239,7 @@ impl Drive {
     /// Makes `len` bytes at `offset` read as zeroes, freeing their space if
     /// `unmap` is allowed.
     pub fn write_zeroes(&self, offset: u64, len: u64, unmap: bool) -> io::Result<()> {
-        if self.options.read_only {
-            return Err(io::Error::from_raw_os_error(libc::EPERM));
-        }
+        self.writable()?;
         if unmap && self.options.discard && self.punch_hole(offset, len).is_ok() {
             return Ok(());
         }

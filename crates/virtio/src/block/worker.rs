@@ -248,17 +248,15 @@ impl Worker {
             Operation::Read
         };
         let len = request.data.len();
-        let offset = request.sector.checked_mul(SECTOR);
-        let end = offset.and_then(|offset| offset.checked_add(len));
+        let offset = self
+            .disk_offset(request.sector, len)
+            .filter(|_| len.is_multiple_of(SECTOR));
         let buffers = request.data.iovecs(&self.memory);
-        let (Some(offset), Some(end), Some(mut buffers)) = (offset, end, buffers) else {
+        let (Some(offset), Some(mut buffers)) = (offset, buffers) else {
             self.drive.stats().invalid(operation);
             return complete(VIRTIO_BLK_S_IOERR);
         };
-        if !len.is_multiple_of(SECTOR) || end > self.drive.size() {
-            self.drive.stats().invalid(operation);
-            return complete(VIRTIO_BLK_S_IOERR);
-        }
+        let end = offset + len;
         let started = Instant::now();
         // SAFETY: the iovecs name guest memory, which stays mapped while
         // this thread holds `self.memory`.
@@ -302,14 +300,14 @@ impl Worker {
         if flags & !allowed != 0 {
             return complete(VIRTIO_BLK_S_UNSUPP);
         }
-        let offset = sector.checked_mul(SECTOR);
-        let end = offset.and_then(|offset| offset.checked_add(sectors * SECTOR));
-        let inside = end.is_some_and(|end| end <= self.drive.size());
-        let (Some(offset), true) = (offset, inside && sectors <= MAX_DISCARD_SECTORS) else {
+        let len = sectors * SECTOR;
+        let offset = self
+            .disk_offset(sector, len)
+            .filter(|_| sectors <= MAX_DISCARD_SECTORS);
+        let Some(offset) = offset else {
             self.drive.stats().invalid(operation);
             return complete(VIRTIO_BLK_S_IOERR);
         };
-        let len = sectors * SECTOR;
         let started = Instant::now();
         let result = match zeroes {
             true => self
@@ -321,6 +319,14 @@ impl Worker {
             self.drive.stats().wrote_up_to(offset + len);
         }
         self.timed(operation, len, started, result)
+    }
+
+    /// The byte offset of `len` bytes from `sector`, if they lie inside the
+    /// disk.
+    fn disk_offset(&self, sector: u64, len: u64) -> Option<u64> {
+        let offset = sector.checked_mul(SECTOR)?;
+        let end = offset.checked_add(len)?;
+        (end <= self.drive.size()).then_some(offset)
     }
 
     /// Accounts a finished host operation.
