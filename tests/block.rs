@@ -254,6 +254,13 @@ fn bad_disk_options_name_the_problem() {
             ),
         ),
         (
+            vec![
+                "-blockdev".into(),
+                format!("filename={},file", image.display()),
+            ],
+            "Expected '=' after parameter 'file'".into(),
+        ),
+        (
             vec!["-device".into(), "virtio-blk-device".into()],
             "drive property not set".into(),
         ),
@@ -354,7 +361,24 @@ fn query_block_and_query_blockstats_answer_as_qemu_does() {
     ] {
         same_answers_as_qemu(&["-drive", &drive, "-device", device], QUERIES);
     }
-    let blockdev_file = format!("driver=file,filename={file},node-name=f0");
+    // Not whole sectors long: the disk ends in a whole one.
+    let odd = images.join("odd.img");
+    std::fs::File::create(&odd)
+        .unwrap()
+        .set_len((64 << 20) + 100)
+        .unwrap();
+    let odd_drive = format!("file={},format=raw,if=none,id=disk0", odd.display());
+    same_answers_as_qemu(
+        &[
+            "-drive",
+            &odd_drive,
+            "-device",
+            "virtio-blk-device,drive=disk0",
+        ],
+        QUERIES,
+    );
+    // `driver=` left out of the first, as QEMU allows.
+    let blockdev_file = format!("file,filename={file},node-name=f0");
     same_answers_as_qemu(
         &[
             "-blockdev",

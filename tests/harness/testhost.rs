@@ -204,10 +204,31 @@ impl TestHost {
     /// and when a line of its output first holds `needle`
     /// ([`Run::time_to_needle`]), free of the harness's own delays.
     pub fn start_timed(&mut self, program: &str, args: &[&str], needle: &str) -> Run<'_> {
-        self.launch(program, args, Some(needle))
+        let note_uptime = "[ -s $run/seen ] || { read up _ </proc/uptime; echo $up >$run/seen; }";
+        self.launch(program, args, Some((needle, note_uptime)))
     }
 
-    fn launch(&mut self, program: &str, args: &[&str], needle: Option<&str>) -> Run<'_> {
+    /// The same, and each line of its output that holds `needle` makes the
+    /// test host run `command` at once, before the line goes on: the line
+    /// and what the command prints are [`Run::noted`].  The command may
+    /// read the program's pid with `read pid <$run/pid`; shell builtins
+    /// only keep it quick (a fork costs milliseconds under emulation).
+    pub fn start_noting(
+        &mut self,
+        program: &str,
+        args: &[&str],
+        needle: &str,
+        command: &str,
+    ) -> Run<'_> {
+        let note = format!("{{ echo \"@@line $line\"; {command}; }} >>$run/noted");
+        self.launch(program, args, Some((needle, &note)))
+    }
+
+    /// Starts the program; with a watch (needle, command), a reader between
+    /// the program and the console runs the command, in a shell where
+    /// `$run` is the run's directory and `$line` the line, on each line
+    /// that holds the needle.
+    fn launch(&mut self, program: &str, args: &[&str], watch: Option<(&str, &str)>) -> Run<'_> {
         self.runs += 1;
         let id = self.runs;
         let dir = format!("/tmp/run{id}");
@@ -218,17 +239,14 @@ impl TestHost {
         let output_from = self.length("output");
         let errors_from = self.length("errors");
         self.shell(&format!("mkdir -p {dir}"));
-        let output = match needle {
+        let output = match watch {
             None => "/dev/hvc1".to_string(),
-            Some(needle) => {
-                // A reader between the program and the console notes the
-                // uptime at the first line with the needle (shell builtins
-                // only: a fork costs milliseconds under emulation).
+            Some((needle, command)) => {
                 self.shell(&format!(
                     "mkfifo {dir}/out && \
-                     ( while IFS= read -r line || [ -n \"$line\" ]; do \
-                         case \"$line\" in *{needle}*) [ -s {dir}/seen ] || \
-                           {{ read up _ </proc/uptime; echo $up >{dir}/seen; }} ;; esac; \
+                     ( run={dir}; \
+                       while IFS= read -r line || [ -n \"$line\" ]; do \
+                         case \"$line\" in *{needle}*) {command} ;; esac; \
                          echo \"$line\"; \
                        done <{dir}/out >/dev/hvc1 ) &",
                     needle = quote(needle)
@@ -416,6 +434,26 @@ impl Run<'_> {
     /// exited.
     pub fn time_to_exit(&mut self) -> Option<Duration> {
         self.between("started", "ended")
+    }
+
+    /// For a run started with [`TestHost::start_noting`]: each line that
+    /// held the needle so far, with what the command printed then.
+    pub fn noted(&mut self) -> Vec<(String, String)> {
+        let text = self
+            .host
+            .shell(&format!("cat /tmp/run{}/noted 2>/dev/null; true", self.id));
+        let mut notes: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            match (line.strip_prefix("@@line "), notes.last_mut()) {
+                (Some(noted), _) => notes.push((noted.trim_end().to_string(), String::new())),
+                (None, Some((_, printed))) => {
+                    printed.push_str(line);
+                    printed.push('\n');
+                }
+                (None, None) => {}
+            }
+        }
+        notes
     }
 
     /// The time between two uptimes the test host noted for this run.

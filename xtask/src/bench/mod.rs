@@ -13,6 +13,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("boot") => boot::run(&args[1..]),
         Some("linux") => linux::run(&args[1..]),
         Some("blk") => blk::run(&args[1..]),
-        _ => Err("usage: cargo xtask bench qmp|boot|linux|blk [--quick] [--record]".to_string()),
+        _ => Err(
+            "usage: cargo xtask bench qmp|boot|linux|blk [firmware|linux] [--quick] [--record]"
+                .to_string(),
+        ),
     }
 }

@@ -1,5 +1,6 @@
-//! Percentiles, memory and formatting.
+//! Percentiles, memory, thread CPU time and formatting.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The `p`th percentile (0..=100) of `samples`, which it sorts.
@@ -39,4 +40,58 @@ pub fn rss_without_guest_ram(smaps: &str, ram_bytes: u64) -> u64 {
         }
     }
     total
+}
+
+/// The threads of process `pid` as lines "TID NANOSECONDS NAME", the time
+/// each has been on a CPU (from schedstat): what [`thread_times_command`]
+/// prints in the test host, read here from this host's /proc.
+pub fn thread_times(pid: u32) -> String {
+    let mut listing = String::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return listing;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let schedstat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+        if let Some(ns) = schedstat.split_whitespace().next() {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            listing.push_str(&format!("{tid} {ns} {}\n", name.trim_end()));
+        }
+    }
+    listing
+}
+
+/// A shell command with the same output as [`thread_times`], in shell
+/// builtins only (a fork costs milliseconds in the emulated test host).
+pub fn thread_times_command(pid: &str) -> String {
+    format!(
+        "for t in /proc/{pid}/task/*; do \
+           read name <$t/comm && read ns _ <$t/schedstat && echo \"${{t##*/}} $ns $name\"; \
+         done; true"
+    )
+}
+
+/// The CPU time the VMM's own threads used between two listings of
+/// [`thread_times`]: every thread but the vCPUs (named "CPU n/KVM" by both
+/// VMMs), whose time is mostly the guest's; threads started in between
+/// count from zero.
+pub fn vmm_cpu_between(before: &str, after: &str) -> Duration {
+    let vmm_threads = |listing: &str| -> HashMap<String, u64> {
+        listing
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.splitn(3, ' ');
+                let (tid, ns, name) = (words.next()?, words.next()?, words.next()?);
+                let ns = ns.parse().ok()?;
+                (!name.starts_with("CPU ")).then(|| (tid.to_string(), ns))
+            })
+            .collect()
+    };
+    let before = vmm_threads(before);
+    let nanos = vmm_threads(after)
+        .iter()
+        .map(|(tid, now)| now.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    Duration::from_nanos(nanos)
 }

@@ -44,6 +44,26 @@ blk)
     while [ "$(blockdev --getsize64 /dev/vda)" = "$size" ]; do usleep 100000; done
     echo "testhost-guest: blk resized size=$(blockdev --getsize64 /dev/vda)"
     poweroff -f ;;
+dd-bench)
+    # cargo xtask bench blk: for each job OP:BLOCK:COUNT of `dd=JOB,...`,
+    # dd with O_DIRECT on the first disk, timed by the guest's clock; the
+    # host reads the VMM's thread times as the "begin" line passes (the
+    # pause lets it) and as the "end" line does.
+    for job in $(echo "$dd" | tr , ' '); do
+        set -- $(echo "$job" | tr : ' ')
+        echo "testhost-guest: dd begin $job"
+        usleep 100000
+        read start _ </proc/uptime
+        if [ "$1" = read ]; then
+            dd if=/dev/vda of=/dev/null bs="$2" count="$3" iflag=direct 2>/dev/null
+        else
+            dd if=/dev/zero of=/dev/vda bs="$2" count="$3" oflag=direct 2>/dev/null
+        fi
+        status=$?
+        read end _ </proc/uptime
+        echo "testhost-guest: dd end $job status=$status start=$start end=$end"
+    done
+    poweroff -f ;;
 warnings)
     # Kernel messages of level warning or worse (the console, quiet, shows
     # only errors).

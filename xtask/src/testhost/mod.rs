@@ -22,9 +22,19 @@ use cpio::Archive;
 use kernel::Kernel;
 
 /// What the test host loads besides its kernel's built-ins (dependencies
-/// follow): KVM for AMD, the NIC of QEMU's `-nic user,model=e1000`, and
-/// virtio consoles, the harness's channels.
-const HOST_MODULES: &[&str] = &["kvm-amd", "e1000", "virtio_pci", "virtio_console"];
+/// follow): KVM for AMD, the NIC of QEMU's `-nic user,model=e1000`, virtio
+/// consoles, the harness's channels, and loop devices and ext2 (as ext4,
+/// which needs crc32c), for disk images that take O_DIRECT, which tmpfs
+/// does not.
+const HOST_MODULES: &[&str] = &[
+    "kvm-amd",
+    "e1000",
+    "virtio_pci",
+    "virtio_console",
+    "loop",
+    "crc32c_generic",
+    "ext4",
+];
 /// What the guest's busybox acpid needs (the ACPI power button as an
 /// input device), and virtio-blk on virtio-mmio (found through ACPI).
 const GUEST_MODULES: &[&str] = &["button", "evdev", "virtio_mmio", "virtio_blk"];

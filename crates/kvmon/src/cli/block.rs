@@ -146,9 +146,10 @@ impl Disks {
     }
 
     /// `-blockdev driver=file,filename=P,node-name=N` or
-    /// `driver=raw,file=N,node-name=M`, as key=value or JSON.
+    /// `driver=raw,file=N,node-name=M`, as key=value (`driver=` may be left
+    /// out of the first) or JSON.
     pub fn blockdev(&mut self, value: &str, location: &str) -> Result<(), CliError> {
-        let opts = structured(value, None, location)?;
+        let opts = structured(value, "driver", location)?;
         let fail = |message: String| CliError::at(location, message);
         let Some(driver) = opts.get("driver") else {
             return Err(fail("Parameter 'driver' is missing".into()));
@@ -353,19 +354,10 @@ impl Disks {
 }
 
 /// `-device` and `-blockdev` arguments: a JSON object, or a key=value list
-/// (with `implied` the key of a leading bare value).
-pub fn structured(value: &str, implied: Option<&str>, location: &str) -> Result<Opts, CliError> {
+/// (with `implied` the key of a leading bare value, `driver` for both).
+pub fn structured(value: &str, implied: &str, location: &str) -> Result<Opts, CliError> {
     if !value.starts_with('{') {
-        return match implied {
-            Some(implied) => opts::parse_keyval(value, implied, location),
-            None => opts::parse_keyval(value, "", location).and_then(|opts| match opts.get("") {
-                Some(bare) => Err(CliError::at(
-                    location,
-                    format!("Expected '=' after parameter '{bare}'"),
-                )),
-                None => Ok(opts),
-            }),
-        };
+        return opts::parse_keyval(value, implied, location);
     }
     let json: serde_json::Value = serde_json::from_str(value)
         .map_err(|error| CliError::at(location, format!("JSON parse error, {error}")))?;

@@ -111,18 +111,18 @@ impl Drive {
         &self.options
     }
 
-    /// The size the guest sees, in bytes.
+    /// The size the guest sees, in bytes: whole sectors, the last one
+    /// partly past the file's end when the file's length is not a multiple
+    /// of 512 (reads there see zeroes), as in QEMU.
     pub fn size(&self) -> u64 {
-        self.size.load(Ordering::SeqCst)
+        self.size.load(Ordering::SeqCst).next_multiple_of(SECTOR)
     }
 
     /// Grows or shrinks the image to `size` bytes; the active device tells
-    /// the guest.  The guest sees whole sectors, the last one partly past
-    /// the file's end if `size` is not a multiple of 512 (as in QEMU).
+    /// the guest.
     pub fn resize(&self, size: u64) -> io::Result<()> {
         self.file.set_len(size)?;
-        self.size
-            .store(size.next_multiple_of(SECTOR), Ordering::SeqCst);
+        self.size.store(size, Ordering::SeqCst);
         if let Some(interrupt) = lock(&self.config_interrupt).as_ref() {
             interrupt.config_changed();
         }
@@ -323,8 +323,18 @@ fn transfer(
             }
             return Err(error);
         }
+        if done == 0 && !write {
+            // The file ended: in the last sector of a file that is not
+            // whole sectors long, or one cut short under us.  QEMU reads
+            // zeroes there.
+            for buffer in buffers.iter() {
+                // SAFETY: the caller vouches that the iovec names memory
+                // valid for writes, which preadv was about to fill.
+                unsafe { std::ptr::write_bytes(buffer.iov_base.cast::<u8>(), 0, buffer.iov_len) };
+            }
+            return Ok(());
+        }
         if done == 0 {
-            // The file ended (it was cut short under us).
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         offset += done as u64;

@@ -65,8 +65,13 @@ fn image_path() -> PathBuf {
 
 impl Driver {
     fn new(configure: impl FnOnce(&mut DriveOptions)) -> Driver {
+        Driver::with_image(IMAGE, configure)
+    }
+
+    /// A driver on an image of `len` bytes of the pattern.
+    fn with_image(len: usize, configure: impl FnOnce(&mut DriveOptions)) -> Driver {
         let path = image_path();
-        let image: Vec<u8> = (0..IMAGE).map(pattern).collect();
+        let image: Vec<u8> = (0..len).map(pattern).collect();
         std::fs::write(&path, image).unwrap();
         let mut options = DriveOptions::new(&path);
         options.id = "disk0".into();
@@ -296,6 +301,29 @@ fn requests_outside_the_disk_or_of_partial_sectors_fail_as_invalid() {
     let stats = d.drive.stats().clone();
     assert_eq!((stats.read.invalid, stats.write.invalid), (2, 1));
     assert_eq!(d.image(), (0..IMAGE).map(pattern).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_image_of_part_of_a_sector_ends_in_a_whole_sector_read_as_zeroes_past_the_file() {
+    for cache in ["writeback", "none"] {
+        let mut d = Driver::with_image(IMAGE + 100, |o| {
+            o.cache = Cache::from_mode(cache).unwrap();
+        });
+        let mut capacity = [0u8; 8];
+        d.device.read_config(0, &mut capacity);
+        let sectors = (IMAGE / 512) as u64 + 1;
+        assert_eq!(u64::from_le_bytes(capacity), sectors, "cache={cache}");
+        d.memory
+            .write_slice(&[0xee; 1024], GuestAddress(DATA))
+            .unwrap();
+        let (status, len) = d.request(VIRTIO_BLK_T_IN, sectors - 2, &[(DATA, 1024, true)]);
+        assert_eq!((status, len), (OK, 1025), "cache={cache}");
+        let expected: Vec<u8> = (IMAGE - 512..IMAGE + 100)
+            .map(pattern)
+            .chain([0; 412])
+            .collect();
+        assert_eq!(d.guest_bytes(DATA, 1024), expected, "cache={cache}");
+    }
 }
 
 #[test]
