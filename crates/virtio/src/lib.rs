@@ -9,6 +9,8 @@
 pub mod block;
 mod device;
 mod mmio;
+mod polling;
 
 pub use device::{ActivateError, Activation, Interrupt, VirtioDevice};
 pub use mmio::{MmioTransport, MMIO_WINDOW};
+use polling::AdaptivePoll;

@@ -28,6 +28,7 @@ pub use options::{Cache, DriveOptions, ErrorAction, ErrorPolicy};
 pub use stats::{Counters, Operation, Stats};
 
 use crate::device::{ActivateError, Activation, VirtioDevice};
+use crate::AdaptivePoll;
 use worker::{Worker, ID_BYTES};
 
 /// virtio-blk counts in 512-byte sectors, whatever the block size.
@@ -205,6 +206,7 @@ impl VirtioDevice for Block {
             serial: self.serial(),
             qom_path: self.qom_path.clone(),
             parked: VecDeque::new(),
+            polling: AdaptivePoll::default(),
         };
         let name = match self.drive.options().id.as_str() {
             "" => "virtio-blk".to_string(),

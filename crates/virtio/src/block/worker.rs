@@ -23,7 +23,7 @@ use super::options::ErrorAction;
 use super::request::{little_endian, Kind, Malformed, Request};
 use super::stats::Operation;
 use super::{IoError, IoErrorSink, MAX_DISCARD_SECTORS, SECTOR};
-use crate::Interrupt;
+use crate::{AdaptivePoll, Interrupt};
 
 /// The bytes of one discard or write-zeroes range.
 const RANGE_LEN: u64 = 16;
@@ -45,6 +45,7 @@ pub(super) struct Worker {
     pub qom_path: String,
     /// Requests waiting to be retried, oldest first, with their chain heads.
     pub parked: VecDeque<(u16, Request)>,
+    pub polling: AdaptivePoll,
 }
 
 /// How a request ended.
@@ -81,7 +82,8 @@ impl Worker {
         }
     }
 
-    /// Sleeps until there is something to do; true when the device stops.
+    /// Waits (polling a while, then asleep) until there is something to
+    /// do; true when the device stops.
     fn wait(&mut self) -> io::Result<bool> {
         let retry = self.drive.retry_signal();
         let mut fds = [&self.stop, &self.notifier, retry].map(|event| libc::pollfd {
@@ -89,10 +91,7 @@ impl Worker {
             events: libc::POLLIN,
             revents: 0,
         });
-        // SAFETY: `fds` is an array of pollfd that lives across the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if ready < 0 {
-            let error = io::Error::last_os_error();
+        if let Err(error) = self.polling.wait(&mut fds) {
             return match error.kind() {
                 io::ErrorKind::Interrupted => Ok(false),
                 _ => Err(error),
