@@ -212,7 +212,9 @@ impl TestHost {
     /// test host run `command` at once, before the line goes on: the line
     /// and what the command prints are [`Run::noted`].  The command may
     /// read the program's pid with `read pid <$run/pid`; shell builtins
-    /// only keep it quick (a fork costs milliseconds under emulation).
+    /// only keep it quick (a fork costs milliseconds under emulation).  It
+    /// is pasted into the reader's `case` branch: a list that does not end
+    /// in `;`, holds no `;;`, and leaves `$line` and `$run` alone.
     pub fn start_noting(
         &mut self,
         program: &str,

@@ -13,4 +13,4 @@ mod polling;
 
 pub use device::{ActivateError, Activation, Interrupt, VirtioDevice};
 pub use mmio::{MmioTransport, MMIO_WINDOW};
-use polling::AdaptivePoll;
+pub(crate) use polling::AdaptivePoll;

@@ -1,24 +1,39 @@
-//! Adaptive polling, as QEMU's iothreads do it: before an I/O thread goes
-//! to sleep on its eventfds it checks them for a while without sleeping,
-//! because the guest's next notify often comes sooner than a sleeping
-//! thread can be woken (a scheduler round trip, and on a virtual host an
-//! IPI through the hypervisor).  The window grows, doubling from 4 µs,
-//! while events come within [`MAX_WINDOW`], and drops to nothing when one
-//! does not: an idle device costs one window, then sleeps.
+//! Adaptive polling of an I/O thread's eventfds: before the thread goes to
+//! sleep it checks them for a while without sleeping, because the guest's
+//! next notify often comes sooner than a sleeping thread can be woken (a
+//! scheduler round trip, and on a virtual host an IPI through the
+//! hypervisor).  The guest's notify still exits to KVM; what polling saves
+//! is the host thread's wake-up, and it costs CPU time.  The window
+//! follows QEMU's iothread rule: it starts at 4 µs, doubles when an event
+//! comes after it but within [`MAX_WINDOW`], and drops to nothing when an
+//! event comes later than that, so an idle device costs one window, then
+//! sleeps.  With one host CPU there is no polling: the thread would only
+//! keep the vCPU that makes the next request from running.
 
 use std::io;
 use std::time::{Duration, Instant};
 
 /// The longest a thread polls.  QEMU's iothreads stop at 32 µs; a guest
 /// under nested virtualisation takes 100–200 µs between one request's
-/// completion and its next notify, and polling that long still costs less
-/// CPU than the wakeups it saves (`cargo xtask bench blk` shows both).
+/// completion and its next notify (`cargo xtask bench blk` shows what the
+/// polling buys in requests/s and what it costs in CPU per request).
 pub const MAX_WINDOW: Duration = Duration::from_micros(256);
 const FIRST_WINDOW: Duration = Duration::from_micros(4);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AdaptivePoll {
     window: Duration,
+    /// False on a host with one CPU.
+    enabled: bool,
+}
+
+impl Default for AdaptivePoll {
+    fn default() -> Self {
+        AdaptivePoll {
+            window: Duration::ZERO,
+            enabled: std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1),
+        }
+    }
 }
 
 impl AdaptivePoll {
@@ -48,9 +63,10 @@ impl AdaptivePoll {
     }
 
     /// QEMU's rule: keep a window that caught the event; grow one that
-    /// was too short, up to the maximum; drop it when the wait was longer.
+    /// was too short, up to the maximum; drop it when the wait was longer
+    /// than the maximum.
     fn adjust(&mut self, waited: Duration) {
-        if waited <= self.window {
+        if waited <= self.window || !self.enabled {
             return;
         }
         self.window = if waited > MAX_WINDOW {
@@ -72,9 +88,16 @@ impl AdaptivePoll {
 mod tests {
     use super::*;
 
+    fn enabled() -> AdaptivePoll {
+        AdaptivePoll {
+            window: Duration::ZERO,
+            enabled: true,
+        }
+    }
+
     #[test]
     fn the_window_grows_while_events_come_soon_and_drops_when_one_is_late() {
-        let mut poll = AdaptivePoll::default();
+        let mut poll = enabled();
         poll.adjust(Duration::from_micros(100));
         assert_eq!(poll.window(), FIRST_WINDOW);
         for _ in 0..5 {
@@ -95,7 +118,7 @@ mod tests {
         use std::os::fd::AsRawFd;
         use vmm_sys_util::eventfd::EventFd;
         let event = EventFd::new(0).unwrap();
-        let mut poll = AdaptivePoll::default();
+        let mut poll = enabled();
         let mut fds = [libc::pollfd {
             fd: event.as_raw_fd(),
             events: libc::POLLIN,
@@ -114,5 +137,15 @@ mod tests {
         assert_ne!(fds[0].revents & libc::POLLIN, 0);
         thread.join().unwrap();
         assert_eq!(poll.window(), Duration::ZERO, "20 ms is no time to poll");
+    }
+
+    #[test]
+    fn with_one_cpu_it_never_polls() {
+        let mut poll = AdaptivePoll {
+            window: Duration::ZERO,
+            enabled: false,
+        };
+        poll.adjust(Duration::from_micros(10));
+        assert_eq!(poll.window(), Duration::ZERO);
     }
 }

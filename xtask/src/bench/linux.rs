@@ -31,9 +31,9 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const MAX_FAILURES: usize = 2;
 const READY: &str = "testhost-guest: ready";
 /// The guest kernel's last line before it powers off.
-const POWERED_DOWN: &str = "reboot: Power down";
-const QEMU: &str = "qemu-system-x86_64";
-const MICROVM: &[&str] = &["-M", "microvm", "-accel", "kvm", "-cpu", "host"];
+pub(super) const POWERED_DOWN: &str = "reboot: Power down";
+pub(super) const QEMU: &str = "qemu-system-x86_64";
+pub(super) const MICROVM: &[&str] = &["-M", "microvm", "-accel", "kvm", "-cpu", "host"];
 const PC: &[&str] = &["-M", "pc", "-accel", "kvm", "-cpu", "host"];
 
 /// A VMM and kernel combination.

@@ -75,8 +75,9 @@ pub fn thread_times_command(pid: &str) -> String {
 /// The CPU time the VMM's own threads used between two listings of
 /// [`thread_times`]: every thread but the vCPUs (named "CPU n/KVM" by both
 /// VMMs), whose time is mostly the guest's; threads started in between
-/// count from zero.
-pub fn vmm_cpu_between(before: &str, after: &str) -> Duration {
+/// count from zero.  An empty listing (the process was gone) is an error,
+/// not zero.
+pub fn vmm_cpu_between(before: &str, after: &str) -> Result<Duration, String> {
     let vmm_threads = |listing: &str| -> HashMap<String, u64> {
         listing
             .lines()
@@ -88,10 +89,13 @@ pub fn vmm_cpu_between(before: &str, after: &str) -> Duration {
             })
             .collect()
     };
-    let before = vmm_threads(before);
-    let nanos = vmm_threads(after)
+    let (before, after) = (vmm_threads(before), vmm_threads(after));
+    if before.is_empty() || after.is_empty() {
+        return Err("the VMM's threads could not be read".into());
+    }
+    let nanos = after
         .iter()
         .map(|(tid, now)| now.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum();
-    Duration::from_nanos(nanos)
+    Ok(Duration::from_nanos(nanos))
 }

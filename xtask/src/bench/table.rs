@@ -33,8 +33,17 @@ impl<R> Measure<R> {
 
 /// The table's rows, with a header.
 pub fn render<R>(measures: &[Measure<R>], kvmon: &R, qemu: Option<&R>) -> String {
-    let mut out =
-        String::from("| Measure | kvmon | QEMU 10.0 | Ratio | Target |\n|---|---|---|---|---|\n");
+    format!("{HEADER}{}", rows(measures, kvmon, qemu))
+}
+
+/// The header of [`render`]'s table, for tables built from several
+/// [`rows`].
+pub const HEADER: &str =
+    "| Measure | kvmon | QEMU 10.0 | Ratio | Target |\n|---|---|---|---|---|\n";
+
+/// The table's rows alone.
+pub fn rows<R>(measures: &[Measure<R>], kvmon: &R, qemu: Option<&R>) -> String {
+    let mut out = String::new();
     for m in measures {
         let ours = (m.value)(kvmon);
         let theirs = qemu.map(|q| (m.value)(q));

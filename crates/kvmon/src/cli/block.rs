@@ -146,10 +146,10 @@ impl Disks {
     }
 
     /// `-blockdev driver=file,filename=P,node-name=N` or
-    /// `driver=raw,file=N,node-name=M`, as key=value (`driver=` may be left
-    /// out of the first) or JSON.
+    /// `driver=raw,file=N,node-name=M`, as key=value (either driver may be
+    /// given bare, as in `file,filename=P`) or JSON.
     pub fn blockdev(&mut self, value: &str, location: &str) -> Result<(), CliError> {
-        let opts = structured(value, "driver", location)?;
+        let opts = structured(value, location)?;
         let fail = |message: String| CliError::at(location, message);
         let Some(driver) = opts.get("driver") else {
             return Err(fail("Parameter 'driver' is missing".into()));
@@ -354,10 +354,10 @@ impl Disks {
 }
 
 /// `-device` and `-blockdev` arguments: a JSON object, or a key=value list
-/// (with `implied` the key of a leading bare value, `driver` for both).
-pub fn structured(value: &str, implied: &str, location: &str) -> Result<Opts, CliError> {
+/// whose first item may be a bare driver name.
+pub fn structured(value: &str, location: &str) -> Result<Opts, CliError> {
     if !value.starts_with('{') {
-        return opts::parse_keyval(value, implied, location);
+        return opts::parse_keyval(value, "driver", location);
     }
     let json: serde_json::Value = serde_json::from_str(value)
         .map_err(|error| CliError::at(location, format!("JSON parse error, {error}")))?;

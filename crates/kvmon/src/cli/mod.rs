@@ -340,7 +340,7 @@ impl Builder {
 
     /// `-device`: kvmon's devices are the disks' (virtio-blk-device).
     fn device(&mut self, value: &str, location: &str) -> Result<(), CliError> {
-        let opts = block::structured(value, "driver", location)?;
+        let opts = block::structured(value, location)?;
         match opts.get("driver") {
             Some("virtio-blk-device") => self.disks.device(&opts, location),
             Some("virtio-blk-pci") => Err(CliError::at(

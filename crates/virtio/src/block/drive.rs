@@ -176,7 +176,8 @@ impl Drive {
     /// Every iovec must describe memory that is valid for writes for the
     /// whole call, as mapped guest memory is while the caller holds it.
     pub unsafe fn read(&self, buffers: &mut [libc::iovec], offset: u64) -> io::Result<()> {
-        self.transfer(buffers, offset, false)
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.transfer(buffers, offset, false) }
     }
 
     /// Writes `buffers` to the image at `offset`.
@@ -186,7 +187,8 @@ impl Drive {
     /// whole call.
     pub unsafe fn write(&self, buffers: &mut [libc::iovec], offset: u64) -> io::Result<()> {
         self.writable()?;
-        self.transfer(buffers, offset, true)
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.transfer(buffers, offset, true) }
     }
 
     /// A read-only drive refuses every change, as QEMU's does.
@@ -199,16 +201,27 @@ impl Drive {
 
     /// Through O_DIRECT when the drive uses it, and through the page cache
     /// when O_DIRECT refuses the buffers' alignment.
-    fn transfer(&self, buffers: &mut [libc::iovec], offset: u64, write: bool) -> io::Result<()> {
+    ///
+    /// # Safety
+    /// As for [`Drive::read`] and [`Drive::write`].
+    unsafe fn transfer(
+        &self,
+        buffers: &mut [libc::iovec],
+        offset: u64,
+        write: bool,
+    ) -> io::Result<()> {
         let Some(buffered) = &self.buffered else {
-            return transfer(&self.file, buffers, offset, write);
+            // SAFETY: the caller's promise, passed on.
+            return unsafe { transfer(&self.file, buffers, offset, write) };
         };
         let original = buffers.to_vec();
-        match transfer(&self.file, buffers, offset, write) {
+        // SAFETY: the caller's promise, passed on.
+        match unsafe { transfer(&self.file, buffers, offset, write) } {
             Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
                 log::debug!("O_DIRECT refused a request's buffers; it goes through the page cache");
                 let mut buffers = original;
-                transfer(buffered, &mut buffers, offset, write)
+                // SAFETY: the same buffers, which the caller vouched for.
+                unsafe { transfer(buffered, &mut buffers, offset, write) }
             }
             result => result,
         }
@@ -298,7 +311,11 @@ fn fallocate(file: &File, mode: libc::c_int, offset: u64, len: u64) -> io::Resul
 }
 
 /// preadv/pwritev until every buffer is done; `buffers` is used up.
-fn transfer(
+///
+/// # Safety
+/// Every iovec must name memory valid, for the whole call, for writes when
+/// reading and for reads when writing.
+unsafe fn transfer(
     file: &File,
     mut buffers: &mut [libc::iovec],
     mut offset: u64,

@@ -45,6 +45,7 @@ pub(super) struct Worker {
     pub qom_path: String,
     /// Requests waiting to be retried, oldest first, with their chain heads.
     pub parked: VecDeque<(u16, Request)>,
+    /// How long to poll for the next notify before sleeping.
     pub polling: AdaptivePoll,
 }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use kvmon_tests::testhost::TestHost;
 
-use super::{table, Figures, Mode, IMAGE_BYTES};
+use super::{table, Figures, Mode, IMAGE_BYTES, MODERN_MMIO};
+use crate::bench::linux;
 use crate::bench::stats::{thread_times_command, vmm_cpu_between};
 
 const MODES: [Mode; 4] = [
@@ -39,33 +40,26 @@ const MODES: [Mode; 4] = [
     },
 ];
 const RAM_MIB: &str = "256";
-/// How long a boot, or one dd, may take in the test host.
+/// How long one boot with its four dd runs may take in the test host.
 const TIMEOUT: Duration = Duration::from_secs(180);
-/// Failed runs a round may have before the benchmark gives up.
+/// Failed rounds, over the whole benchmark, before it gives up.
 const MAX_FAILURES: usize = 2;
 
 struct Vmm {
     program: &'static str,
     machine: &'static [&'static str],
+    globals: &'static [&'static str],
 }
 
 const KVMON: Vmm = Vmm {
     program: "kvmon",
     machine: &[],
+    globals: &[],
 };
-/// QEMU's microvm with the modern virtio-mmio transport kvmon has.
 const QEMU: Vmm = Vmm {
-    program: "qemu-system-x86_64",
-    machine: &[
-        "-M",
-        "microvm",
-        "-accel",
-        "kvm",
-        "-cpu",
-        "host",
-        "-global",
-        "virtio-mmio.force-legacy=false",
-    ],
+    program: linux::QEMU,
+    machine: linux::MICROVM,
+    globals: MODERN_MMIO,
 };
 
 pub fn part(quick: bool) -> Result<String, String> {
@@ -142,7 +136,7 @@ fn measure(host: &mut TestHost, vmm: &Vmm, requests: u64) -> Result<Vec<Figures>
         jobs.join(",")
     );
     let drive = format!("file={image},format=raw,if=none,id=disk0,cache=none");
-    let mut args: Vec<&str> = vmm.machine.to_vec();
+    let mut args: Vec<&str> = [vmm.machine, vmm.globals].concat();
     args.extend_from_slice(&[
         "-m",
         RAM_MIB,
@@ -167,7 +161,7 @@ fn measure(host: &mut TestHost, vmm: &Vmm, requests: u64) -> Result<Vec<Figures>
     let note_threads = format!("read pid <$run/pid; {}", thread_times_command("$pid"));
     let mut run = host.start_noting(vmm.program, &args, "testhost-guest: dd ", &note_threads);
     // The guest powers off after the last dd.
-    run.try_wait_for_output("reboot: Power down", 1, TIMEOUT)
+    run.try_wait_for_output(linux::POWERED_DOWN, 1, TIMEOUT)
         .map_err(|e| format!("{}: {e}", vmm.program))?;
     let notes = run.noted();
     let mut figures = Vec::new();
@@ -199,7 +193,7 @@ fn measure(host: &mut TestHost, vmm: &Vmm, requests: u64) -> Result<Vec<Figures>
             requests,
             mode.bytes,
             elapsed,
-            vmm_cpu_between(before, after),
+            vmm_cpu_between(before, after).map_err(|e| format!("{}: {e}", vmm.program))?,
         ));
     }
     Ok(figures)

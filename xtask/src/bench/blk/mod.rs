@@ -18,7 +18,7 @@ mod linux;
 
 use std::time::Duration;
 
-use super::table::{record, render, Measure};
+use super::table::{record, rows, Measure, HEADER};
 
 /// One kind of request: how the report names it, how the guest is told
 /// to make it, and the bytes it moves.
@@ -28,28 +28,9 @@ pub struct Mode {
     bytes: u64,
 }
 
-const FIRMWARE_MODES: [Mode; 4] = [
-    Mode {
-        label: "sequential 64 KiB reads",
-        guest: "seq-read",
-        bytes: 64 << 10,
-    },
-    Mode {
-        label: "sequential 64 KiB writes",
-        guest: "seq-write",
-        bytes: 64 << 10,
-    },
-    Mode {
-        label: "random 4 KiB reads",
-        guest: "rand-read",
-        bytes: 4 << 10,
-    },
-    Mode {
-        label: "random 4 KiB writes",
-        guest: "rand-write",
-        bytes: 4 << 10,
-    },
-];
+/// QEMU's microvm offers the legacy virtio-mmio transport unless told
+/// otherwise; kvmon offers the modern one.
+const MODERN_MMIO: &[&str] = &["-global", "virtio-mmio.force-legacy=false"];
 
 /// The image both VMMs use, in each setting.
 const IMAGE_BYTES: u64 = 256 << 20;
@@ -90,7 +71,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     let mut report = String::new();
     if part != Some("linux") {
-        report.push_str(&firmware_part(quick)?);
+        report.push_str(&firmware::part(quick)?);
     }
     if part != Some("firmware") {
         if !report.is_empty() {
@@ -105,37 +86,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn firmware_part(quick: bool) -> Result<String, String> {
-    let (runs, requests) = if quick { (1, 300) } else { (5, 3000) };
-    let dir = crate::root().join("target/bench-blk");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    // Written out, not sparse: a first write that allocates the file's
-    // blocks would favour whichever VMM comes second.
-    let image = dir.join("disk.img");
-    std::fs::write(&image, vec![0u8; IMAGE_BYTES as usize])
-        .map_err(|e| format!("cannot create {}: {e}", image.display()))?;
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    // The VMMs take turns, each going first every other round, so that
-    // both see the same host.
-    for round in 0..runs {
-        let (a, b) = firmware::round(&image, &FIRMWARE_MODES, requests, round % 2 == 1)?;
-        println!("firmware, round {}: kvmon {a:?}\n  QEMU {b:?}", round + 1);
-        ours.push(a);
-        theirs.push(b);
-    }
-    Ok(format!(
-        "Firmware test guest on this host's KVM, one request at a time, {requests} requests \
-         per run, median of {runs} run(s) per VMM, cache=none on a {} MiB image.\n\n{}",
-        IMAGE_BYTES >> 20,
-        table(&FIRMWARE_MODES, &ours, &theirs)
-    ))
-}
-
 /// Per mode, the medians of the rounds' figures: kvmon's and QEMU's rows
 /// with their ratios and the target (kvmon ≥ QEMU on every figure).
 fn table(modes: &[Mode], ours: &[Vec<Figures>], theirs: &[Vec<Figures>]) -> String {
-    let mut rows = String::new();
+    let mut table = HEADER.to_string();
     for (index, mode) in modes.iter().enumerate() {
         let ours = median(ours.iter().map(|round| round[index]).collect());
         let theirs = median(theirs.iter().map(|round| round[index]).collect());
@@ -165,15 +119,9 @@ fn table(modes: &[Mode], ours: &[Vec<Figures>], theirs: &[Vec<Figures>]) -> Stri
             )
             .target(1.0, "≤ QEMU"),
         ];
-        let table = render(&measures, &ours, Some(&theirs));
-        // One header for the whole table.
-        let skip = if index == 0 { 0 } else { 2 };
-        for line in table.lines().skip(skip) {
-            rows.push_str(line);
-            rows.push('\n');
-        }
+        table.push_str(&rows(&measures, &ours, Some(&theirs)));
     }
-    rows
+    table
 }
 
 fn median(mut figures: Vec<Figures>) -> Figures {
