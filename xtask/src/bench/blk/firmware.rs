@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use kvmon_tests::{test_guest, QEMU_KVM};
 
-use super::{table, Figures, Mode, IMAGE_BYTES, MODERN_MMIO};
+use super::{in_turn, table, Figures, Mode, IMAGE_BYTES, MODERN_MMIO};
 use crate::bench::stats::{thread_times, vmm_cpu_between};
 
 const MODES: [Mode; 4] = [
@@ -71,17 +71,17 @@ fn round(
 ) -> Result<(Vec<Figures>, Vec<Figures>), String> {
     let kvmon = crate::root().join("target/release/kvmon");
     let qemu = PathBuf::from("/usr/bin/qemu-system-x86_64");
+    let qemu_machine = qemu_args();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for mode in modes {
-        let ours_now = || measure(&kvmon, &[], image, mode, requests);
-        let theirs_now = || measure(&qemu, &qemu_args(), image, mode, requests);
-        if qemu_first {
-            theirs.push(theirs_now()?);
-            ours.push(ours_now()?);
-        } else {
-            ours.push(ours_now()?);
-            theirs.push(theirs_now()?);
-        }
+        let (a, b) = in_turn(
+            qemu_first,
+            (&kvmon, &[][..]),
+            (&qemu, &qemu_machine[..]),
+            |(program, machine)| measure(program, machine, image, mode, requests),
+        )?;
+        ours.push(a);
+        theirs.push(b);
     }
     Ok((ours, theirs))
 }

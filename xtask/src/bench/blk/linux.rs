@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kvmon_tests::testhost::TestHost;
 
-use super::{table, Figures, Mode, IMAGE_BYTES, MODERN_MMIO};
+use super::{in_turn, table, Figures, Mode, IMAGE_BYTES, MODERN_MMIO};
 use crate::bench::linux;
 use crate::bench::stats::{thread_times_command, vmm_cpu_between};
 
@@ -72,26 +72,13 @@ pub fn part(quick: bool) -> Result<String, String> {
         // Each round in a test host of its own, the VMMs taking turns at
         // going first.
         let mut host = TestHost::fresh();
-        let order = if round % 2 == 1 {
-            [&KVMON, &QEMU]
-        } else {
-            [&QEMU, &KVMON]
-        };
-        let measured: Result<Vec<Vec<Figures>>, String> = order
-            .iter()
-            .map(|vmm| measure(&mut host, vmm, requests))
-            .collect();
-        match measured {
-            Ok(mut figures) => {
-                if round % 2 == 0 {
-                    figures.reverse();
-                }
-                println!(
-                    "linux, round {round}: kvmon {:?}\n  QEMU {:?}",
-                    figures[0], figures[1]
-                );
-                theirs.push(figures.remove(1));
-                ours.push(figures.remove(0));
+        match in_turn(round % 2 == 0, &KVMON, &QEMU, |vmm| {
+            measure(&mut host, vmm, requests)
+        }) {
+            Ok((a, b)) => {
+                println!("linux, round {round}: kvmon {a:?}\n  QEMU {b:?}");
+                ours.push(a);
+                theirs.push(b);
             }
             // Guests in the emulated test host hang now and then, under
             // either VMM (RCU stalls): such a round is told and done again.

@@ -86,6 +86,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Measures kvmon, then QEMU, or QEMU first when `qemu_first`: over the
+/// rounds each VMM goes first as often, so that both see the same host.
+/// Returns (kvmon's, QEMU's).
+fn in_turn<V, T>(
+    qemu_first: bool,
+    kvmon: V,
+    qemu: V,
+    mut measure: impl FnMut(V) -> Result<T, String>,
+) -> Result<(T, T), String> {
+    if qemu_first {
+        let theirs = measure(qemu)?;
+        Ok((measure(kvmon)?, theirs))
+    } else {
+        let ours = measure(kvmon)?;
+        Ok((ours, measure(qemu)?))
+    }
+}
+
 /// Per mode, the medians of the rounds' figures: kvmon's and QEMU's rows
 /// with their ratios and the target (kvmon ≥ QEMU on every figure).
 fn table(modes: &[Mode], ours: &[Vec<Figures>], theirs: &[Vec<Figures>]) -> String {
