@@ -284,3 +284,61 @@ fn linux_writes_through_virtio_blk_and_the_data_is_in_the_image() {
     );
     host.shell("rm -f /tmp/disk.img");
 }
+
+#[test]
+fn rtc_cmos_gets_its_alarm_interrupt_and_hwclock_sends_rtc_change() {
+    let mut host = testhost();
+    let mut run = linux(&mut host, "vmlinux", "rtc", &[]);
+    let mut client = run.negotiated();
+    let output = run.wait_for_output("testhost-guest: rtc name=", 1, BOOT);
+    let line = output
+        .lines()
+        .find(|line| line.contains("testhost-guest: rtc name="))
+        .unwrap()
+        .trim_end_matches('\r');
+    assert_eq!(field(line, "name"), "rtc_cmos", "{line}");
+    let irqs: u64 = field(line, "irqs").parse().unwrap();
+    assert!(irqs >= 1, "the alarm did not interrupt: {line}");
+    run.wait_for_output("testhost-guest: rtc set", 1, BOOT);
+    let data = event_named(&mut client, "RTC_CHANGE");
+    let expected = 1_893_456_000 - now() as i64; // 2030-01-01T00:00:00Z
+    let offset = data["offset"].as_i64().unwrap();
+    assert!(
+        (offset - expected).abs() <= 10,
+        "{data}, expected {expected}"
+    );
+    assert_eq!(data["qom-path"], "/machine/unattached/device[34]");
+}
+
+#[test]
+fn ib700wdt_left_unfed_fires_the_watchdog_and_its_action() {
+    let mut host = testhost();
+    let mut run = linux(
+        &mut host,
+        "vmlinux",
+        "watchdog",
+        &["-device", "ib700", "-watchdog-action", "pause"],
+    );
+    let mut client = run.negotiated();
+    run.wait_for_output("testhost-guest: watchdog starving", 1, BOOT);
+    let data = event_named(&mut client, "WATCHDOG");
+    assert_eq!(data["action"], "pause");
+    event_named(&mut client, "STOP");
+    assert_eq!(
+        client.command(r#"{"execute":"query-status"}"#),
+        r#"{"return": {"status": "watchdog", "running": false}}"#
+    );
+}
+
+#[test]
+fn a_kernel_panic_with_pvpanic_sends_guest_panicked() {
+    let mut host = testhost();
+    let mut run = linux(&mut host, "vmlinux", "panic", &["-device", "pvpanic"]);
+    let mut client = run.negotiated();
+    run.wait_for_output(READY, 1, BOOT);
+    let data = event_named(&mut client, "GUEST_PANICKED");
+    assert_eq!(data["action"], "poweroff");
+    event_named(&mut client, "STOP");
+    guest_event(&mut client, "SHUTDOWN", "guest-panic");
+    assert_eq!(run.wait(Duration::from_secs(30)), 0);
+}

@@ -8,6 +8,7 @@
 #![no_std]
 
 pub mod acpi;
+pub mod cmos;
 mod entry;
 pub mod interrupts;
 pub mod io;

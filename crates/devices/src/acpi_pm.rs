@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::{BusDevice, PowerControl, PowerRequest};
+use crate::{BusDevice, DeviceRequest, MachineControl};
 
 /// Sleep control at +0, sleep status at +1, reset at +2.
 pub const ACPI_PM_PORT: u64 = 0x600;
@@ -18,13 +18,13 @@ pub const SLEEP_TYPE_S5: u8 = 5;
 const SLEEP_ENABLE: u8 = 1 << 5;
 
 pub struct PowerManagement {
-    power: Arc<dyn PowerControl>,
+    power: Arc<dyn MachineControl>,
 }
 
 impl PowerManagement {
     pub const LEN: u64 = 3;
 
-    pub fn new(power: Arc<dyn PowerControl>) -> PowerManagement {
+    pub fn new(power: Arc<dyn MachineControl>) -> PowerManagement {
         PowerManagement { power }
     }
 }
@@ -41,7 +41,7 @@ impl BusDevice for PowerManagement {
             SLEEP_CONTROL if value & SLEEP_ENABLE != 0 => {
                 let sleep_type = (value >> 2) & 0x7;
                 if sleep_type == SLEEP_TYPE_S5 {
-                    self.power.request(PowerRequest::PowerOff);
+                    self.power.request(DeviceRequest::PowerOff);
                 } else {
                     log::info!(
                         "the guest asked for sleep type {sleep_type}, which kvmon does not offer"
@@ -50,7 +50,7 @@ impl BusDevice for PowerManagement {
             }
             RESET if value == RESET_VALUE => {
                 log::debug!("the guest resets the machine through the ACPI reset register");
-                self.power.request(PowerRequest::Reset);
+                self.power.request(DeviceRequest::Reset);
             }
             _ => {}
         }
@@ -66,7 +66,7 @@ impl std::fmt::Debug for PowerManagement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::power::Recorded;
+    use crate::requests::Recorded;
 
     #[test]
     fn s5_with_sleep_enable_powers_off_and_the_reset_value_resets() {
@@ -81,7 +81,7 @@ mod tests {
         pm.write(RESET, &[RESET_VALUE]);
         assert_eq!(
             *requests.0.lock().unwrap(),
-            [PowerRequest::PowerOff, PowerRequest::Reset]
+            [DeviceRequest::PowerOff, DeviceRequest::Reset]
         );
     }
 }

@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use vm_superio::I8042Device;
 
-use crate::{ByteRegisters, PowerControl, PowerRequest};
+use crate::{ByteRegisters, DeviceRequest, MachineControl};
 
 /// The controller's reset line, wired to the machine.
-struct ResetLine(Arc<dyn PowerControl>);
+struct ResetLine(Arc<dyn MachineControl>);
 
 impl vm_superio::Trigger for ResetLine {
     type E = std::convert::Infallible;
 
     fn trigger(&self) -> Result<(), Self::E> {
         log::debug!("the guest resets the machine through the keyboard controller");
-        self.0.request(PowerRequest::Reset);
+        self.0.request(DeviceRequest::Reset);
         Ok(())
     }
 }
@@ -29,7 +29,7 @@ impl I8042 {
     pub const PORT: u64 = 0x60;
     pub const LEN: u64 = 5;
 
-    pub fn new(power: Arc<dyn PowerControl>) -> I8042 {
+    pub fn new(power: Arc<dyn MachineControl>) -> I8042 {
         I8042 {
             controller: I8042Device::new(ResetLine(power)),
         }
@@ -56,7 +56,7 @@ impl std::fmt::Debug for I8042 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::power::Recorded;
+    use crate::requests::Recorded;
     use crate::BusDevice;
 
     #[test]
@@ -68,6 +68,6 @@ mod tests {
         i8042.read(4, &mut status);
         assert!(requests.0.lock().unwrap().is_empty());
         i8042.write(4, &[0xfe]);
-        assert_eq!(*requests.0.lock().unwrap(), [PowerRequest::Reset]);
+        assert_eq!(*requests.0.lock().unwrap(), [DeviceRequest::Reset]);
     }
 }

@@ -1,5 +1,6 @@
 //! Every event kvmon can send, declared once each.
 
+use qmp::commands::{GuestPanicAction, GuestPanicInformation, WatchdogAction};
 use qmp::schema::{EventDecl, SchemaType};
 use qmp::types::{BlockErrorAction, IoOperationType, ShutdownCause};
 use qmp::Value;
@@ -76,6 +77,50 @@ qmp::qapi_event! {
     }
 }
 
+qmp::qapi_event! {
+    /// Emitted when the guest changes the RTC time.
+    "RTC_CHANGE" => pub struct RtcChangeEvent {
+        /// offset in seconds between base RTC clock (as specified by -rtc
+        /// base), and new RTC clock value
+        offset: i64,
+        /// path to the RTC object in the QOM tree
+        qom_path = "qom-path": String,
+    }
+}
+
+qmp::qapi_event! {
+    /// Emitted when the watchdog device's timer is expired
+    "WATCHDOG" => pub struct WatchdogEvent {
+        /// action that has been taken
+        action: WatchdogAction,
+    }
+}
+
+qmp::qapi_event! {
+    /// Emitted when guest OS panic is detected
+    "GUEST_PANICKED" => pub struct GuestPanickedEvent {
+        /// action that has been taken, currently always "pause"
+        action: GuestPanicAction,
+        /// information about a panic
+        info: Option<GuestPanicInformation>,
+    }
+}
+
+qmp::qapi_event! {
+    /// Emitted when guest OS crash loaded is detected
+    "GUEST_CRASHLOADED" => pub struct GuestCrashloadedEvent {
+        /// action that has been taken, currently always "run"
+        action: GuestPanicAction,
+        /// information about a panic
+        info: Option<GuestPanicInformation>,
+    }
+}
+
+qmp::qapi_event! {
+    /// Emitted when guest submits a shutdown request via pvpanic interface
+    "GUEST_PVSHUTDOWN" => pub struct GuestPvshutdownEvent {}
+}
+
 /// Declares the [`Event`] enum over the event data types.
 macro_rules! event_set {
     ($($variant:ident($data:ty),)*) => {
@@ -125,6 +170,11 @@ event_set! {
     Stop(StopEvent),
     Resume(ResumeEvent),
     BlockIoError(BlockIoErrorEvent),
+    RtcChange(RtcChangeEvent),
+    Watchdog(WatchdogEvent),
+    GuestPanicked(GuestPanickedEvent),
+    GuestCrashloaded(GuestCrashloadedEvent),
+    GuestPvshutdown(GuestPvshutdownEvent),
 }
 
 /// QEMU sends `data` exactly for events whose schema declares members.

@@ -5,7 +5,10 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
-use machine::kvm::{BlockDevice, BootSource, Image, KvmConfig, KvmPlatform, DEFAULT_FIRMWARE};
+use events::Publisher;
+use machine::kvm::{
+    BlockDevice, BootSource, Image, KvmConfig, KvmPlatform, PlatformConfig, DEFAULT_FIRMWARE,
+};
 use mio::Waker;
 use virtio::block::Drive;
 
@@ -15,6 +18,7 @@ use crate::console::Console;
 pub fn build(
     guest: &GuestConfig,
     waker: Arc<Waker>,
+    events: Publisher,
     say: &mut dyn FnMut(String),
 ) -> Result<(KvmPlatform, Console), CliError> {
     let boot = boot_source(guest)?;
@@ -36,10 +40,15 @@ pub fn build(
         ram_size: guest.ram_size,
         vcpus: guest.vcpus,
         boot,
-        serial,
+        platform: PlatformConfig {
+            serial,
+            rtc: guest.rtc,
+            ib700: guest.ib700,
+            pvpanic: guest.pvpanic,
+        },
         disks,
     };
-    let platform = KvmPlatform::new(config, waker).map_err(CliError::bare)?;
+    let platform = KvmPlatform::new(config, waker, events).map_err(CliError::bare)?;
     Ok((platform, console))
 }
 

@@ -64,10 +64,9 @@ impl Machine {
                     log::warn!("cannot keep signals off the build thread: {error}");
                 }
                 let mut say = |line: String| eprintln!("{program}: {line}");
-                let built =
-                    crate::guest::build(&guest, waker, &mut say).map(|(platform, console)| {
-                        (Vm::new(config, Box::new(platform), events), console)
-                    });
+                let built = crate::guest::build(&guest, waker, events.clone(), &mut say).map(
+                    |(platform, console)| (Vm::new(config, Box::new(platform), events), console),
+                );
                 let _ = sender.send(built);
             })
             .map_err(|e| CliError::bare(format!("cannot start building the machine: {e}")))?;

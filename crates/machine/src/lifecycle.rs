@@ -140,9 +140,18 @@ impl Lifecycle {
         self.events.publish(ShutdownEvent::new(cause));
         if self.actions.shutdown == ShutdownAction::Pause {
             self.stop(RunState::Shutdown, vcpus);
+        } else if cause == ShutdownCause::GuestPanic
+            && self.actions.panic == PanicAction::ExitFailure
+        {
+            self.exit(1);
         } else {
-            self.exit_status = Some(0);
+            self.exit(0);
         }
+    }
+
+    /// kvmon exits with `status`, without further events.
+    pub fn exit(&mut self, status: i32) {
+        self.exit_status.get_or_insert(status);
     }
 
     /// Set once kvmon should exit, with the status to exit with.

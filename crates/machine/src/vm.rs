@@ -2,17 +2,21 @@
 //! machine commands, over a platform — KVM with vCPUs and devices, or
 //! nothing at all for `-machine none` (what libvirt probes with).
 
-use events::{BlockIoErrorEvent, PowerdownEvent, Publisher};
+use events::{
+    BlockIoErrorEvent, GuestCrashloadedEvent, GuestPanickedEvent, GuestPvshutdownEvent,
+    PowerdownEvent, Publisher, WatchdogEvent,
+};
 use qmp::commands::{
-    BlockInfo, BlockResize, BlockStats, Cont, CpuInfoFast, Handles, InjectNmi, KvmInfo,
-    MachineCommands, NameInfo, QueryBlock, QueryBlockstats, QueryCpusFast, QueryKvm, QueryName,
-    QueryStatus, QueryTarget, QueryUuid, Quit, SetAction, Stop, SysEmuTarget, SystemPowerdown,
-    SystemReset, TargetInfo, UuidInfo,
+    BlockInfo, BlockResize, BlockStats, Cont, CpuInfoFast, GuestPanicAction, Handles, InjectNmi,
+    KvmInfo, MachineCommands, NameInfo, PanicAction, QueryBlock, QueryBlockstats, QueryCpusFast,
+    QueryKvm, QueryName, QueryStatus, QueryTarget, QueryUuid, Quit, SetAction, ShutdownAction,
+    Stop, SysEmuTarget, SystemPowerdown, SystemReset, TargetInfo, UuidInfo, WatchdogAction,
+    WatchdogSetAction,
 };
 use qmp::types::{BlockErrorAction, IoOperationType, RunState, ShutdownCause, StatusInfo};
 use qmp::QmpError;
 
-use devices::PowerRequest;
+use devices::{DeviceRequest, PanicEvent};
 use virtio::block::{ErrorAction, IoError};
 
 use crate::block::{self, BlockDevice};
@@ -22,7 +26,7 @@ use crate::MachineConfig;
 /// What vCPU threads and devices ask of the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Power(PowerRequest),
+    Device(DeviceRequest),
     /// KVM could not run vCPU `cpu`; the VM stops in internal-error.
     InternalError {
         cpu: u32,
@@ -112,18 +116,85 @@ impl Vm {
                 return;
             }
             match request {
-                Request::Power(PowerRequest::Reset) => self
+                Request::Device(DeviceRequest::Reset) => self
                     .lifecycle
                     .reset(ShutdownCause::GuestReset, &mut *self.platform),
-                Request::Power(PowerRequest::PowerOff) => self
+                Request::Device(DeviceRequest::PowerOff) => self
                     .lifecycle
                     .shutdown(ShutdownCause::GuestShutdown, &mut *self.platform),
+                Request::Device(DeviceRequest::WatchdogExpired) => self.watchdog_expired(),
+                Request::Device(DeviceRequest::Panic(event)) => self.guest_panic(event),
                 Request::InternalError { cpu } => {
                     log::error!("vCPU {cpu} cannot go on: the VM stops in internal-error");
                     self.lifecycle
                         .stop(RunState::InternalError, &mut *self.platform);
                 }
                 Request::IoError(error) => self.io_error(&error),
+            }
+        }
+    }
+
+    /// QEMU's `system_powerdown`: POWERDOWN, and the guest is told.
+    fn power_down(&mut self) {
+        self.events.publish(PowerdownEvent {});
+        self.platform.press_power_button();
+    }
+
+    /// As QEMU's watchdog_perform_action: WATCHDOG, then the action at
+    /// once (the event may be throttled; the action never is).
+    fn watchdog_expired(&mut self) {
+        let action = self.lifecycle.actions.watchdog;
+        log::info!("the watchdog expired: {action}");
+        self.events.publish(WatchdogEvent { action });
+        let platform = &mut *self.platform;
+        match action {
+            WatchdogAction::Reset => self.lifecycle.reset(ShutdownCause::GuestReset, platform),
+            WatchdogAction::Shutdown => self.power_down(),
+            // QEMU exits at once: no SHUTDOWN event.
+            WatchdogAction::Poweroff => self.lifecycle.exit(0),
+            WatchdogAction::Pause => self.lifecycle.stop(RunState::Watchdog, platform),
+            WatchdogAction::Debug => eprintln!("watchdog: timer fired"),
+            WatchdogAction::None => {}
+            WatchdogAction::InjectNmi => {
+                if let Err(error) = platform.inject_nmi() {
+                    log::error!("the watchdog cannot inject an NMI: {}", error.desc);
+                }
+            }
+        }
+    }
+
+    /// As QEMU's qemu_system_guest_panicked and pvpanic's other events.
+    fn guest_panic(&mut self, event: PanicEvent) {
+        let actions = self.lifecycle.actions;
+        let platform = &mut *self.platform;
+        match event {
+            PanicEvent::Panicked => {
+                let pause = actions.panic == PanicAction::Pause
+                    || (actions.panic == PanicAction::Shutdown
+                        && actions.shutdown == ShutdownAction::Pause);
+                let action = match actions.panic {
+                    _ if pause => GuestPanicAction::Pause,
+                    PanicAction::Shutdown | PanicAction::ExitFailure => GuestPanicAction::Poweroff,
+                    _ => GuestPanicAction::Run,
+                };
+                log::info!("the guest panicked: {action}");
+                self.events
+                    .publish(GuestPanickedEvent { action, info: None });
+                if action != GuestPanicAction::Run {
+                    self.lifecycle.stop(RunState::GuestPanicked, platform);
+                }
+                if action == GuestPanicAction::Poweroff {
+                    self.lifecycle.shutdown(ShutdownCause::GuestPanic, platform);
+                }
+            }
+            PanicEvent::CrashLoaded => self.events.publish(GuestCrashloadedEvent {
+                action: GuestPanicAction::Run,
+                info: None,
+            }),
+            PanicEvent::Shutdown => {
+                self.events.publish(GuestPvshutdownEvent {});
+                self.lifecycle
+                    .shutdown(ShutdownCause::GuestShutdown, platform);
             }
         }
     }
@@ -238,8 +309,7 @@ impl Handles<SystemReset> for Vm {
 
 impl Handles<SystemPowerdown> for Vm {
     fn handle(&mut self, _: SystemPowerdown) -> Result<(), QmpError> {
-        self.events.publish(PowerdownEvent {});
-        self.platform.press_power_button();
+        self.power_down();
         Ok(())
     }
 }
@@ -247,6 +317,13 @@ impl Handles<SystemPowerdown> for Vm {
 impl Handles<SetAction> for Vm {
     fn handle(&mut self, set: SetAction) -> Result<(), QmpError> {
         self.lifecycle.actions.apply(&set);
+        Ok(())
+    }
+}
+
+impl Handles<WatchdogSetAction> for Vm {
+    fn handle(&mut self, set: WatchdogSetAction) -> Result<(), QmpError> {
+        self.lifecycle.actions.watchdog = set.action;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use qmp::commands::{
     BlockResize, Cont, HumanMonitorCommand, InjectNmi, MigratePause, QmpCapabilities, QueryBlock,
     QueryBlockstats, QueryCommands, QueryCpusFast, QueryKvm, QueryName, QueryQmpSchema,
     QueryStatus, QueryTarget, QueryUuid, QueryVersion, QueryYank, Quit, SetAction, Stop,
-    SystemPowerdown, SystemReset, Yank,
+    SystemPowerdown, SystemReset, WatchdogSetAction, Yank,
 };
 
 use crate::control;
@@ -15,6 +15,7 @@ use crate::hmp;
 pub fn command_table() -> CommandTable {
     TableBuilder::default()
         .machine::<QueryStatus>()
+        .machine::<WatchdogSetAction>()
         .machine::<SetAction>()
         .machine::<QueryBlock>()
         .machine::<QueryBlockstats>()

@@ -16,8 +16,14 @@
 //! image, reads the ID, writes, flushes and reads back, then powers off),
 //! `blk-fill` (writes 256 KiB in 64 KiB requests, flushes, reads it back,
 //! then powers off), `blk-bench MODE COUNT` (timed requests for `cargo
-//! xtask bench blk`, then powers off).  The first line gives the scenario, the CPU, and the
-//! RAM the memory map shows.
+//! xtask bench blk`, then powers off), `rtc-read` (reports the CMOS
+//! clock's time), `rtc-set TIME` and `rtc-set-many TIME` (set the clock to
+//! `YYYY-MM-DDTHH:MM:SS`, once or ten times in a row), `rtc-irq` (counts
+//! periodic, alarm and update-ended interrupts), `watchdog INDEX` (arms the
+//! ib700 with a timeout index, feeds it twice a second apart, then starves
+//! it; after a reset reports `rebooted`), `pvpanic VALUE` (reads the
+//! pvpanic port, then writes VALUE to it).  The first line gives the
+//! scenario, the CPU, and the RAM the memory map shows.
 
 #![no_std]
 #![no_main]
@@ -25,6 +31,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use fw::acpi::Acpi;
+use fw::cmos::{self, DateTime};
+use fw::io::{inb, outb};
 use fw::interrupts::{self, IRQ_BASE, NMI};
 use fw::virtio_blk::{self, Block};
 use fw::{power, println};
@@ -41,6 +49,13 @@ const MMIO_HOLE: u64 = 0xd000_0000;
 
 static mut ACPI: Option<Acpi> = None;
 static NMIS: AtomicU64 = AtomicU64::new(0);
+/// The RTC's interrupts by the flag register C showed.
+static PERIODIC: AtomicU64 = AtomicU64::new(0);
+static ALARMS: AtomicU64 = AtomicU64::new(0);
+static UPDATES: AtomicU64 = AtomicU64::new(0);
+/// The ib700's enable port and pvpanic's port.
+const IB700_ENABLE: u16 = 0x443;
+const PVPANIC: u16 = 0x505;
 
 fn main(boot: &fw::Boot) -> ! {
     let scenario = boot
@@ -92,6 +107,33 @@ fn main(boot: &fw::Boot) -> ! {
             idle()
         }
         "echo" => echo(),
+        "rtc-read" => {
+            let time = cmos::now();
+            println!("kvmon-test: rtc time={time} epoch={}", time.epoch());
+            idle()
+        }
+        "rtc-set" | "rtc-set-many" => {
+            let Some(time) = argument(boot.cmdline).and_then(DateTime::parse) else {
+                println!("kvmon-test: error what=bad-time");
+                idle()
+            };
+            let times = if scenario == "rtc-set" { 1 } else { 10 };
+            for _ in 0..times {
+                cmos::set(&time);
+            }
+            let now = cmos::now();
+            println!("kvmon-test: rtc set n={times} time={now} epoch={}", now.epoch());
+            idle()
+        }
+        "rtc-irq" => rtc_interrupts(acpi),
+        "watchdog" => watchdog(argument(boot.cmdline).and_then(|a| a.parse().ok())),
+        "pvpanic" => {
+            let value = argument(boot.cmdline).and_then(|a| a.parse().ok()).unwrap_or(1);
+            println!("kvmon-test: pvpanic events={:#x}", inb(PVPANIC));
+            outb(PVPANIC, value);
+            println!("kvmon-test: pvpanic written value={value}");
+            idle()
+        }
         "mmio-exec" => {
             println!("kvmon-test: jumping to {MMIO_HOLE:#x}");
             // SAFETY: deliberately jumps into the MMIO hole; the VMM stops
@@ -103,6 +145,68 @@ fn main(boot: &fw::Boot) -> ! {
             idle()
         }
     }
+}
+
+/// The word after the scenario's name.
+fn argument(cmdline: &str) -> Option<&str> {
+    cmdline.split(' ').nth(1)
+}
+
+/// Periodic interrupts at 64 Hz (128 of them, timed by the clock), an
+/// alarm 2 s ahead, then three update-ended interrupts.
+fn rtc_interrupts(acpi: Option<Acpi>) -> ! {
+    if !acpi.is_some_and(|acpi| interrupts::route(&acpi, cmos::GSI, 1)) {
+        println!("kvmon-test: error what=no-rtc-route");
+        idle()
+    }
+    let b = cmos::read(cmos::REGISTER_B) & !(cmos::PIE | cmos::AIE | cmos::UIE);
+    let wait_for = |count: &AtomicU64, n: u64, enable: u8| {
+        count.store(0, Ordering::SeqCst);
+        cmos::read(cmos::REGISTER_C);
+        cmos::write(cmos::REGISTER_B, b | enable);
+        while count.load(Ordering::SeqCst) < n {
+            fw::wait_for_interrupt();
+        }
+        cmos::write(cmos::REGISTER_B, b);
+    };
+    cmos::write(cmos::REGISTER_A, 0x20 | 10); // 64 Hz
+    let start = cmos::now().epoch();
+    wait_for(&PERIODIC, 128, cmos::PIE);
+    let seconds = cmos::now().epoch() - start;
+    println!("kvmon-test: rtc periodic n=128 seconds={seconds}");
+    cmos::alarm_in(2);
+    let start = cmos::now().epoch();
+    wait_for(&ALARMS, 1, cmos::AIE);
+    let seconds = cmos::now().epoch() - start;
+    println!("kvmon-test: rtc alarm seconds={seconds}");
+    wait_for(&UPDATES, 3, cmos::UIE);
+    println!("kvmon-test: rtc update n=3");
+    idle()
+}
+
+/// Arms the ib700, feeds it twice a second apart, then lets it starve.
+fn watchdog(index: Option<u8>) -> ! {
+    let mark = REBOOT_MARK as *mut u64;
+    // SAFETY: REBOOT_MARK is RAM that neither the VMM nor the image uses.
+    if unsafe { mark.read_volatile() } == REBOOT_MAGIC {
+        // SAFETY: as above.
+        unsafe { mark.write_volatile(0) };
+        println!("kvmon-test: rebooted via=watchdog");
+        idle()
+    }
+    // SAFETY: as above.
+    unsafe { mark.write_volatile(REBOOT_MAGIC) };
+    let index = index.unwrap_or(14);
+    outb(IB700_ENABLE, index);
+    println!("kvmon-test: watchdog armed index={index}");
+    for n in 1..=2 {
+        let second = cmos::now().second;
+        while cmos::now().second == second {}
+        outb(IB700_ENABLE, index);
+        println!("kvmon-test: watchdog fed n={n}");
+    }
+    println!("kvmon-test: watchdog starving");
+    idle()
 }
 
 fn idle() -> ! {
@@ -319,6 +423,18 @@ fn on_interrupt(vector: u8) {
         NMI => {
             let n = NMIS.fetch_add(1, Ordering::SeqCst) + 1;
             println!("kvmon-test: nmi n={n} cpu={}", interrupts::apic_id());
+        }
+        vector if vector == IRQ_BASE + 1 => {
+            let flags = cmos::read(cmos::REGISTER_C);
+            for (flag, count) in [
+                (cmos::PF, &PERIODIC),
+                (cmos::AF, &ALARMS),
+                (cmos::UF, &UPDATES),
+            ] {
+                if flags & flag != 0 {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            }
         }
         IRQ_BASE => {
             println!("kvmon-test: power-button");

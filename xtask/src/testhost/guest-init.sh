@@ -64,6 +64,26 @@ dd-bench)
         echo "testhost-guest: dd end $job status=$status start=$start end=$end"
     done
     poweroff -f ;;
+rtc)
+    # rtc_cmos's alarm interrupt (IRQ 8 from the ACPI node), then the
+    # system time written to the clock as `hwclock --systohc` does.
+    echo +2 >/sys/class/rtc/rtc0/wakealarm
+    sleep 3
+    irqs=$(awk '/rtc0/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) n += $i } END { print n + 0 }' /proc/interrupts)
+    echo "testhost-guest: rtc name=$(cat /sys/class/rtc/rtc0/name) irqs=$irqs"
+    date -u -s "2030-01-01 00:00:00" >/dev/null
+    hwclock -w -u
+    echo "testhost-guest: rtc set" ;;
+watchdog)
+    # busybox's watchdog daemon arms /dev/watchdog for 2 s and feeds it
+    # every second; killed, it stops feeding without disarming.
+    watchdog -T 2 -t 1 -F /dev/watchdog &
+    pid=$!
+    sleep 3
+    echo "testhost-guest: watchdog starving"
+    kill -9 $pid ;;
+panic)
+    echo c >/proc/sysrq-trigger ;;
 warnings)
     # Kernel messages of level warning or worse (the console, quiet, shows
     # only errors).

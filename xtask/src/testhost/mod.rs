@@ -36,8 +36,17 @@ const HOST_MODULES: &[&str] = &[
     "ext4",
 ];
 /// What the guest's busybox acpid needs (the ACPI power button as an
-/// input device), and virtio-blk on virtio-mmio (found through ACPI).
-const GUEST_MODULES: &[&str] = &["button", "evdev", "virtio_mmio", "virtio_blk"];
+/// input device), virtio-blk on virtio-mmio (found through ACPI), the ib700
+/// watchdog's driver (which binds without a probe) and pvpanic's (which
+/// binds to the ACPI node QEMU0001).  rtc_cmos is built in.
+const GUEST_MODULES: &[&str] = &[
+    "button",
+    "evdev",
+    "virtio_mmio",
+    "virtio_blk",
+    "ib700wdt",
+    "pvpanic_mmio",
+];
 
 /// Files under /usr/share that QEMU loads: its ROMs and SeaBIOS.
 const QEMU_DATA: &[&str] = &["/usr/share/qemu", "/usr/share/seabios"];

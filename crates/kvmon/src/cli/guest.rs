@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use machine::kvm::{PvPanicConfig, RtcConfig};
+
 use super::opts::{self, Schema};
 use super::serial::SerialSpec;
 use super::CliError;
@@ -22,6 +24,12 @@ pub struct GuestConfig {
     pub append: String,
     pub serial: SerialSpec,
     pub disks: Vec<super::DiskSpec>,
+    /// The CMOS clock, unless `-M microvm,rtc=off`.
+    pub rtc: Option<RtcConfig>,
+    /// `-device ib700`
+    pub ib700: bool,
+    /// `-device pvpanic`
+    pub pvpanic: Option<PvPanicConfig>,
 }
 
 /// A size with QEMU's suffixes (k, M, G, T, P, E; B for bytes), in

@@ -7,6 +7,7 @@ mod chardev;
 mod guest;
 mod help;
 mod opts;
+mod platform;
 mod serial;
 
 use std::fmt;
@@ -132,6 +133,8 @@ const OPTIONS: &[(&str, bool)] = &[
     ("no-shutdown", false),
     ("no-reboot", false),
     ("action", true),
+    ("watchdog-action", true),
+    ("rtc", true),
     ("m", true),
     ("smp", true),
     ("kernel", true),
@@ -215,6 +218,7 @@ struct Builder {
     mons: Vec<(String, bool, String)>,
     compat_count: usize,
     disks: block::Disks,
+    platform: platform::Platform,
     warnings: Vec<String>,
 }
 
@@ -300,6 +304,9 @@ impl Builder {
             "no-shutdown" => self.actions.shutdown = ShutdownAction::Pause,
             "no-reboot" => self.actions.reboot = RebootAction::Shutdown,
             "action" => self.action(value, &location)?,
+            // QEMU's shorthand for -action watchdog=.
+            "watchdog-action" => self.action(&format!("watchdog={value}"), &location)?,
+            "rtc" => self.platform.rtc(value, &location)?,
             "m" => self.ram_size = Some(guest::parse_memory(value, &location)?),
             "smp" => self.vcpus = Some(guest::parse_smp(value, &location)?),
             "kernel" => self.kernel = Some(PathBuf::from(value)),
@@ -338,11 +345,14 @@ impl Builder {
         Ok(None)
     }
 
-    /// `-device`: kvmon's devices are the disks' (virtio-blk-device).
+    /// `-device`: the disks' (virtio-blk-device), the ib700 watchdog and
+    /// pvpanic.
     fn device(&mut self, value: &str, location: &str) -> Result<(), CliError> {
         let opts = block::structured(value, location)?;
         match opts.get("driver") {
             Some("virtio-blk-device") => self.disks.device(&opts, location),
+            Some("ib700") => self.platform.ib700(&opts, location),
+            Some("pvpanic") => self.platform.pvpanic(&opts, location),
             Some("virtio-blk-pci") => Err(CliError::at(
                 location,
                 "kvmon's virtio devices are virtio-mmio: use virtio-blk-device",
@@ -399,7 +409,7 @@ impl Builder {
         let machine_type = self.machine.get("type").unwrap_or("microvm").to_string();
         let guest = match machine_type.as_str() {
             "none" => {
-                if let Some(property) = self.machine_property() {
+                if let Some(property) = self.machine_property(&[]) {
                     return Err(CliError::bare(format!(
                         "Property 'none-machine.{property}' not found"
                     )));
@@ -407,7 +417,10 @@ impl Builder {
                 None
             }
             "microvm" => {
-                if let Some(property) = self.machine_property() {
+                if let Some(rtc) = self.machine.get("rtc") {
+                    self.platform.machine_rtc(rtc)?;
+                }
+                if let Some(property) = self.machine_property(&["rtc"]) {
                     return Err(CliError::bare(format!(
                         "Property 'microvm-machine.{property}' is not supported by kvmon"
                     )));
@@ -442,12 +455,11 @@ impl Builder {
         })
     }
 
-    /// A machine property other than the accelerator: kvmon's machines
-    /// take none.
-    fn machine_property(&self) -> Option<&str> {
+    /// A machine property other than the accelerator and `known`.
+    fn machine_property(&self, known: &[&str]) -> Option<&str> {
         self.machine
             .keys()
-            .find(|key| !matches!(*key, "type" | "accel"))
+            .find(|key| !matches!(*key, "type" | "accel") && !known.contains(key))
     }
 
     /// The KVM guest: memory, vCPUs, what to boot and the serial port.  A
@@ -502,6 +514,9 @@ impl Builder {
                 .unwrap_or_default(),
             serial,
             disks: std::mem::take(&mut self.disks).finish()?,
+            rtc: self.platform.rtc_config(),
+            ib700: self.platform.ib700_config(),
+            pvpanic: self.platform.pvpanic_config(),
         })
     }
 
@@ -578,6 +593,71 @@ mod tests {
                 text.lines().next().unwrap_or_default()
             )),
             Err(error) => Err(error.to_string()),
+        }
+    }
+
+    #[test]
+    fn platform_devices_take_qemus_options() {
+        let config = run("-rtc base=2006-06-17,clock=vm,driftfix=slew -device ib700 \
+             -device pvpanic,ioport=0x506,events=1 -watchdog-action pause")
+        .unwrap();
+        let guest = config.guest.unwrap();
+        let rtc = guest.rtc.unwrap();
+        assert_eq!(rtc.base, machine::kvm::RtcBase::At(1_150_502_400));
+        assert_eq!(rtc.clock, machine::kvm::RtcClock::Vm);
+        assert!(guest.ib700);
+        let pvpanic = guest.pvpanic.unwrap();
+        assert_eq!((pvpanic.port, pvpanic.events), (0x506, 1));
+        assert_eq!(
+            config.machine.actions.watchdog,
+            qmp::commands::WatchdogAction::Pause
+        );
+        let guest = run("-M microvm,rtc=off").unwrap().guest.unwrap();
+        assert!(guest.rtc.is_none() && !guest.ib700 && guest.pvpanic.is_none());
+        assert!(run("-M microvm,rtc=on")
+            .unwrap()
+            .guest
+            .unwrap()
+            .rtc
+            .is_some());
+    }
+
+    #[test]
+    fn platform_device_errors_are_qemus() {
+        for (args, error) in [
+            ("-rtc clock=bogus", "invalid option value 'bogus'"),
+            ("-rtc driftfix=x", "invalid option value 'x'"),
+            ("-rtc foo=1", "-rtc foo=1: Invalid parameter 'foo'"),
+            (
+                "-rtc base=1969-12-31T23:59:59",
+                "invalid datetime format\nvalid formats: '2006-06-17T16:01:21' or '2006-06-17'",
+            ),
+            (
+                "-watchdog-action RESET",
+                "-watchdog-action RESET: Parameter 'watchdog' does not accept value 'RESET'",
+            ),
+            (
+                "-device ib700,foo=1",
+                "-device ib700,foo=1: Property 'ib700.foo' not found",
+            ),
+            (
+                "-device pvpanic,ioport=0x10000",
+                "-device pvpanic,ioport=0x10000: Parameter 'ioport' expects uint16_t",
+            ),
+            (
+                "-device pvpanic,events=abc",
+                "-device pvpanic,events=abc: Parameter 'events' expects integer",
+            ),
+            (
+                "-device pvpanic -device pvpanic",
+                "-device pvpanic: duplicate fw_cfg file name: etc/pvpanic-port",
+            ),
+            (
+                "-M microvm,rtc=bogus",
+                "Parameter 'rtc' does not accept value 'bogus'",
+            ),
+        ] {
+            assert_eq!(run(args).unwrap_err(), error, "{args}");
         }
     }
 

@@ -189,6 +189,10 @@ mod tests {
             ACPI_PM_PORT
         );
         assert_eq!(fadt[128], RESET_VALUE);
+        // As QEMU's microvm: no century register named, and no
+        // IAPC_BOOT_ARCH flag (NO_CMOS_RTC) hiding the CMOS clock.
+        assert_eq!(fadt[108], 0);
+        assert_eq!(u16::from_le_bytes([fadt[109], fadt[110]]), 0);
         let local_apics = madt[44..].windows(2).filter(|w| w == &[0, 8]).count();
         assert!(local_apics >= 2);
         assert!(dsdt.windows(4).any(|w| w == b"_S5_"));

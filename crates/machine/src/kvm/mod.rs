@@ -8,19 +8,18 @@ mod control;
 mod cpuid;
 mod layout;
 mod memory;
+mod platform_devices;
 mod registers;
 mod requests;
+mod timers;
 mod vcpu;
 mod virtio_devices;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use devices::{
-    acpi_pm::ACPI_PM_PORT, Bus, CmosMemorySize, DescribeAcpi, GenericEventDevice, IrqLine,
-    PowerManagement, Rtc, Serial, COM1_IRQ, COM1_PORT, GED_PORT, I8042, RTC_PORT, RTC_PORT_LEN,
-};
+use devices::{Bus, DescribeAcpi, IrqLine, VirtualClock};
+use events::Publisher;
 use kvm_bindings::{
     kvm_irqchip, kvm_pit_config, kvm_pit_state2, kvm_userspace_memory_region, KVM_IRQCHIP_IOAPIC,
     KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
@@ -34,12 +33,16 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 pub use crate::BlockDevice;
 pub use boot::{BootSource, Image};
+pub use devices::{utc_seconds, RtcBase, RtcClock, RtcConfig, PVPANIC_EVENTS, PVPANIC_PORT};
+pub use platform_devices::{PlatformConfig, PvPanicConfig};
 
 use crate::lifecycle::Execution;
 use crate::vm::{Platform, Request};
 use control::Control;
+use platform_devices::{PlatformDevices, Wiring};
 use registers::Entry;
 use requests::{Inbox, Requests};
+use timers::Timers;
 
 /// The default firmware, built from firmware/ and booted without -kernel.
 pub const DEFAULT_FIRMWARE: &[u8] = include_bytes!(env!("KVMON_DEFAULT_FIRMWARE"));
@@ -51,8 +54,8 @@ pub struct KvmConfig {
     /// `-smp`
     pub vcpus: u32,
     pub boot: BootSource,
-    /// Where COM1's output goes; `None` for no serial port at all.
-    pub serial: Option<Box<dyn Write + Send>>,
+    /// COM1, the clock, the watchdog, pvpanic.
+    pub platform: PlatformConfig,
     /// virtio-blk devices, in the order of their transports.
     pub disks: Vec<BlockDevice>,
 }
@@ -63,7 +66,7 @@ impl std::fmt::Debug for KvmConfig {
             .field("ram_size", &self.ram_size)
             .field("vcpus", &self.vcpus)
             .field("boot", &self.boot.kernel_name)
-            .field("serial", &self.serial.is_some())
+            .field("platform", &self.platform)
             .field("disks", &self.disks)
             .finish()
     }
@@ -85,8 +88,10 @@ pub struct KvmPlatform {
     chips: ChipState,
     control: Arc<Control>,
     threads: Vec<JoinHandle<()>>,
-    serial: Option<Arc<Mutex<Serial>>>,
-    ged: Arc<Mutex<GenericEventDevice>>,
+    devices: PlatformDevices,
+    /// Counts only while the guest runs: the watchdog's and `-rtc clock=vm`'s.
+    clock: VirtualClock,
+    timers: Timers,
     virtio: Vec<Arc<Mutex<MmioTransport>>>,
     disks: Vec<BlockDevice>,
     requests: Inbox,
@@ -115,8 +120,12 @@ fn kvm_error(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> String {
 
 impl KvmPlatform {
     /// Builds the machine with its vCPUs parked; `waker` wakes the main
-    /// loop when a vCPU or device needs it.
-    pub fn new(config: KvmConfig, waker: Arc<Waker>) -> Result<KvmPlatform, String> {
+    /// loop when a vCPU or device needs it, and devices publish on `events`.
+    pub fn new(
+        config: KvmConfig,
+        waker: Arc<Waker>,
+        events: Publisher,
+    ) -> Result<KvmPlatform, String> {
         let kvm = Kvm::new().map_err(|e| kvm_error("open /dev/kvm")(e))?;
         let vm = kvm.create_vm().map_err(kvm_error("create a KVM VM"))?;
         vm.set_tss_address(0xfffb_d000)
@@ -145,46 +154,26 @@ impl KvmPlatform {
         }
 
         let (requests, receiver) = Requests::new(waker);
-        let power: Arc<dyn devices::PowerControl> = Arc::new(requests.clone());
         let mut pio = Bus::new();
-        let bus_error = |e: devices::BusError| format!("cannot place a device: {e}");
         let irq = |gsi: u32| -> Result<IrqLine, String> {
             let line = IrqLine::new(gsi).map_err(|e| format!("cannot create an interrupt: {e}"))?;
             vm.register_irqfd(line.event(), gsi)
                 .map_err(kvm_error("connect an interrupt"))?;
             Ok(line)
         };
-        let serial = match config.serial {
-            Some(out) => {
-                let serial = Arc::new(Mutex::new(Serial::new(irq(COM1_IRQ)?, out)));
-                pio.insert(COM1_PORT, 8, serial.clone())
-                    .map_err(bus_error)?;
-                Some(serial)
-            }
-            None => None,
-        };
-        pio.insert(
-            I8042::PORT,
-            I8042::LEN,
-            Arc::new(Mutex::new(I8042::new(power.clone()))),
-        )
-        .map_err(bus_error)?;
-        pio.insert(
-            ACPI_PM_PORT,
-            PowerManagement::LEN,
-            Arc::new(Mutex::new(PowerManagement::new(power))),
-        )
-        .map_err(bus_error)?;
-        let below_4g = config.ram_size.min(layout::MMIO_HOLE_START);
-        let rtc = Arc::new(Mutex::new(Rtc::new(CmosMemorySize {
-            below_4g,
-            above_4g: config.ram_size - below_4g,
-        })));
-        pio.insert(RTC_PORT, RTC_PORT_LEN, rtc.clone())
-            .map_err(bus_error)?;
-        let ged = Arc::new(Mutex::new(GenericEventDevice::new(irq(layout::GED_GSI)?)));
-        pio.insert(GED_PORT, GenericEventDevice::LEN, ged.clone())
-            .map_err(bus_error)?;
+        let clock = VirtualClock::new();
+        let devices = platform_devices::attach(
+            config.platform,
+            &mut pio,
+            Wiring {
+                irq: &irq,
+                machine: Arc::new(requests.clone()),
+                clock: clock.clone(),
+                events,
+                ram_size: config.ram_size,
+                vcpus: config.vcpus,
+            },
+        )?;
         let mut mmio = Bus::new();
         let virtio = virtio_devices::attach(
             &vm,
@@ -195,32 +184,18 @@ impl KvmPlatform {
         )?;
 
         let acpi = {
-            let ged = ged
-                .lock()
-                .map_err(|_| "the power button is unusable".to_string())?;
-            let serial = serial
-                .as_ref()
-                .map(|s| s.lock())
-                .transpose()
-                .map_err(|_| "the serial port is unusable".to_string())?;
-            let rtc = rtc
-                .lock()
-                .map_err(|_| "the clock is unusable".to_string())?;
-            let mut described: Vec<&dyn DescribeAcpi> = Vec::new();
-            if let Some(serial) = &serial {
-                described.push(&**serial);
-            }
-            described.push(&*rtc);
-            described.push(&*ged);
             let transports = virtio
                 .iter()
                 .map(|transport| transport.lock())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| "a virtio device is unusable".to_string())?;
-            for transport in &transports {
-                described.push(&**transport);
-            }
-            acpi::build(config.vcpus, &described)?
+            let transports: Vec<&dyn DescribeAcpi> = transports
+                .iter()
+                .map(|transport| &**transport as &dyn DescribeAcpi)
+                .collect();
+            devices.describe(&transports, |described| {
+                acpi::build(config.vcpus, described)
+            })?
         };
         acpi.write(&memory)?;
         let entry =
@@ -262,6 +237,7 @@ impl KvmPlatform {
         };
         let threads = start_vcpus(&vm, &supported, config.vcpus, &control, &shared)?;
         control.wait_started();
+        let timers = Timers::start(devices.timed())?;
 
         Ok(KvmPlatform {
             vm,
@@ -272,8 +248,9 @@ impl KvmPlatform {
             chips,
             control,
             threads,
-            serial,
-            ged,
+            devices,
+            clock,
+            timers,
             virtio,
             disks: config.disks,
             requests: receiver,
@@ -292,16 +269,7 @@ impl KvmPlatform {
         self.vm
             .set_pit2(&self.chips.pit)
             .map_err(kvm_error("reset the PIT"))?;
-        if let Some(serial) = &self.serial {
-            serial
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .reset();
-        }
-        self.ged
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .reset();
+        self.devices.reset();
         for transport in &self.virtio {
             transport
                 .lock()
@@ -355,11 +323,14 @@ impl Drop for KvmPlatform {
 impl Execution for KvmPlatform {
     fn pause(&mut self) {
         self.control.pause();
+        self.clock.stop();
     }
 
-    /// The vCPUs run again, and the block devices retry the requests
-    /// they stopped the VM for.
+    /// The vCPUs run again with the virtual clock, and the block devices
+    /// retry the requests they stopped the VM for.
     fn resume(&mut self) {
+        self.clock.start();
+        self.timers.clock_started();
         self.control.resume();
         for disk in &self.disks {
             disk.drive.retry_failed();
@@ -377,7 +348,7 @@ impl Execution for KvmPlatform {
 
 impl Platform for KvmPlatform {
     fn press_power_button(&mut self) {
-        match self.ged.lock() {
+        match self.devices.ged.lock() {
             Ok(ged) => ged.press_power_button(),
             Err(_) => log::error!("the power button is unusable"),
         }
@@ -431,13 +402,14 @@ impl Platform for KvmPlatform {
     }
 
     fn console_input(&mut self, data: &[u8]) -> usize {
-        match &self.serial {
+        match &self.devices.serial {
             Some(serial) => serial.lock().map(|mut s| s.enqueue(data)).unwrap_or(0),
             None => data.len(),
         }
     }
 
     fn finish(&mut self) {
+        self.timers.finish();
         self.control.exit();
         for thread in self.threads.drain(..) {
             let _ = thread.join();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use devices::{PowerControl, PowerRequest};
+use devices::{DeviceRequest, MachineControl};
 use mio::Waker;
 
 use crate::Request;
@@ -82,8 +82,8 @@ impl Requests {
     }
 }
 
-impl PowerControl for Requests {
-    fn request(&self, request: PowerRequest) {
-        self.send(Request::Power(request));
+impl MachineControl for Requests {
+    fn request(&self, request: DeviceRequest) {
+        self.send(Request::Device(request));
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use devices::{Bus, PowerRequest};
+use devices::{Bus, DeviceRequest};
 use kvm_bindings::{
     kvm_run, KVM_INTERNAL_ERROR_EMULATION, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
 };
@@ -147,19 +147,19 @@ fn exit(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
         VcpuExit::Shutdown => {
             // A triple fault: the machine resets, as a PC's does.
             log::info!("vCPU {index}: triple fault, resetting");
-            shared.requests.send(Request::Power(PowerRequest::Reset));
+            shared.requests.send(Request::Device(DeviceRequest::Reset));
             return Outcome::Stuck;
         }
         VcpuExit::SystemEvent(kind, _) => {
             let request = match kind {
-                KVM_SYSTEM_EVENT_SHUTDOWN => PowerRequest::PowerOff,
-                KVM_SYSTEM_EVENT_RESET => PowerRequest::Reset,
+                KVM_SYSTEM_EVENT_SHUTDOWN => DeviceRequest::PowerOff,
+                KVM_SYSTEM_EVENT_RESET => DeviceRequest::Reset,
                 other => {
                     log::warn!("vCPU {index}: ignoring KVM system event {other}");
                     return Outcome::Continue;
                 }
             };
-            shared.requests.send(Request::Power(request));
+            shared.requests.send(Request::Device(request));
             return Outcome::Stuck;
         }
         VcpuExit::FailEntry(reason, cpu) => {

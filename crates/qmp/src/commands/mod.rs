@@ -27,8 +27,8 @@ pub use machine_info::{
 };
 pub use migration::MigratePause;
 pub use power::{
-    PanicAction, RebootAction, SetAction, ShutdownAction, SystemPowerdown, SystemReset,
-    WatchdogAction,
+    GuestPanicAction, GuestPanicInformation, PanicAction, RebootAction, SetAction, ShutdownAction,
+    SystemPowerdown, SystemReset, WatchdogAction, WatchdogSetAction,
 };
 pub use run_state::{Cont, QueryStatus, Quit, Stop};
 pub use yank::{
@@ -59,6 +59,7 @@ pub trait MachineCommands:
     + Handles<SystemReset>
     + Handles<SystemPowerdown>
     + Handles<SetAction>
+    + Handles<WatchdogSetAction>
     + Handles<InjectNmi>
     + Handles<QueryCpusFast>
     + Handles<QueryBlock>

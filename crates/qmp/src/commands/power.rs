@@ -73,6 +73,106 @@ crate::qapi_enum! {
 }
 
 crate::qapi_command! {
+    /// Set watchdog action.  The same as `set-action` with only `watchdog`.
+    "watchdog-set-action" => pub struct WatchdogSetAction {
+        /// the action taken when the watchdog expires
+        action: WatchdogAction,
+    } -> ()
+}
+
+crate::qapi_enum! {
+    /// An enumeration of the actions taken when guest OS panic is detected
+    pub enum GuestPanicAction {
+        /// system pauses
+        Pause = "pause",
+        /// system powers off
+        Poweroff = "poweroff",
+        /// system continues to run
+        Run = "run",
+    }
+}
+
+crate::qapi_enum! {
+    /// An enumeration of the guest panic information types
+    pub enum GuestPanicInformationType {
+        /// hyper-v guest panic information type
+        HyperV = "hyper-v",
+        /// s390 guest panic information type
+        S390 = "s390",
+    }
+}
+
+crate::qapi_struct! {
+    /// Hyper-V specific guest panic information (HV crash MSRs)
+    pub struct GuestPanicInformationHyperV {
+        /// for Windows, STOP code for the guest crash.  For Linux, an error
+        /// code.
+        arg1: u64,
+        /// for Windows, first argument of the STOP.  For Linux, the guest
+        /// OS ID, which has the kernel version in bits 16-47 and 0x8100 in
+        /// bits 48-63.
+        arg2: u64,
+        /// for Windows, second argument of the STOP.  For Linux, the
+        /// program counter of the guest.
+        arg3: u64,
+        /// for Windows, third argument of the STOP.  For Linux, the RAX
+        /// register (x86) or the stack pointer (aarch64) of the guest.
+        arg4: u64,
+        /// for Windows, fourth argument of the STOP.  For x86 Linux, the
+        /// stack pointer of the guest.
+        arg5: u64,
+    }
+}
+
+crate::qapi_enum! {
+    /// Reason why the CPU is in a crashed state.
+    pub enum S390CrashReason {
+        /// no crash reason was set
+        Unknown = "unknown",
+        /// the CPU has entered a disabled wait state
+        DisabledWait = "disabled-wait",
+        /// clock comparator or cpu timer interrupt with new PSW enabled for
+        /// external interrupts
+        ExtintLoop = "extint-loop",
+        /// program interrupt with BAD new PSW
+        PgmintLoop = "pgmint-loop",
+        /// operation exception interrupt with invalid code at the program
+        /// interrupt new PSW
+        OpintLoop = "opint-loop",
+    }
+}
+
+crate::qapi_struct! {
+    /// S390 specific guest panic information (PSW)
+    pub struct GuestPanicInformationS390 {
+        /// core id of the CPU that crashed
+        core: u32,
+        /// control fields of guest PSW
+        psw_mask = "psw-mask": u64,
+        /// guest instruction address
+        psw_addr = "psw-addr": u64,
+        /// guest crash reason
+        reason: S390CrashReason,
+    }
+}
+
+crate::qapi_struct! {
+    /// The members every guest panic information has besides its type:
+    /// none.
+    pub struct GuestPanicInformationBase {}
+}
+
+crate::qapi_union! {
+    /// Information about a guest panic.  kvmon's pvpanic has none to give,
+    /// as QEMU's has not; the type is declared for introspection.
+    pub union GuestPanicInformation: GuestPanicInformationBase,
+    tag kind = "type": GuestPanicInformationType => GuestPanicInformationVariant {
+        HyperV(GuestPanicInformationHyperV),
+        S390(GuestPanicInformationS390),
+    }
+}
+
+crate::qapi_command! {
     /// Set the actions that will be taken by the emulator in response to
     /// guest events.  The panic and watchdog actions apply to the devices
     /// that report those events.
