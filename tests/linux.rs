@@ -285,11 +285,20 @@ fn linux_writes_through_virtio_blk_and_the_data_is_in_the_image() {
     host.shell("rm -f /tmp/disk.img");
 }
 
+/// A client that saw the run, held in prelaunch (-S), start: no event the
+/// guest causes can come before it connects.
+fn started(run: &mut Run) -> kvmon_tests::Client<std::net::TcpStream> {
+    let mut client = run.negotiated();
+    assert_eq!(client.command(r#"{"execute":"cont"}"#), r#"{"return": {}}"#);
+    event_named(&mut client, "RESUME");
+    client
+}
+
 #[test]
 fn rtc_cmos_gets_its_alarm_interrupt_and_hwclock_sends_rtc_change() {
     let mut host = testhost();
-    let mut run = linux(&mut host, "vmlinux", "rtc", &[]);
-    let mut client = run.negotiated();
+    let mut run = linux(&mut host, "vmlinux", "rtc", &["-S"]);
+    let mut client = started(&mut run);
     let output = run.wait_for_output("testhost-guest: rtc name=", 1, BOOT);
     let line = output
         .lines()
@@ -317,10 +326,12 @@ fn ib700wdt_left_unfed_fires_the_watchdog_and_its_action() {
         &mut host,
         "vmlinux",
         "watchdog",
-        &["-device", "ib700", "-watchdog-action", "pause"],
+        &["-S", "-device", "ib700", "-watchdog-action", "pause"],
     );
-    let mut client = run.negotiated();
-    run.wait_for_output("testhost-guest: watchdog starving", 1, BOOT);
+    let mut client = started(&mut run);
+    // (The kernel's "WDT device closed unexpectedly" may land inside the
+    // guest's "watchdog starving" line.)
+    run.wait_for_output(READY, 1, BOOT);
     let data = event_named(&mut client, "WATCHDOG");
     assert_eq!(data["action"], "pause");
     event_named(&mut client, "STOP");
@@ -333,8 +344,8 @@ fn ib700wdt_left_unfed_fires_the_watchdog_and_its_action() {
 #[test]
 fn a_kernel_panic_with_pvpanic_sends_guest_panicked() {
     let mut host = testhost();
-    let mut run = linux(&mut host, "vmlinux", "panic", &["-device", "pvpanic"]);
-    let mut client = run.negotiated();
+    let mut run = linux(&mut host, "vmlinux", "panic", &["-S", "-device", "pvpanic"]);
+    let mut client = started(&mut run);
     run.wait_for_output(READY, 1, BOOT);
     let data = event_named(&mut client, "GUEST_PANICKED");
     assert_eq!(data["action"], "poweroff");
