@@ -6,19 +6,13 @@
 
 use std::time::Duration;
 
-use kvmon_tests::{event, named, Client, Vmm};
+use kvmon_tests::{cont, event, named, query_status, with_data, Client, Vmm};
 
 const RUNNING: &str = r#"{"return": {"status": "running", "running": true}}"#;
 const PAUSED: &str = r#"{"return": {"status": "paused", "running": false}}"#;
 const PRELAUNCH: &str = r#"{"return": {"status": "prelaunch", "running": false}}"#;
 const SHUTDOWN_STATE: &str = r#"{"return": {"status": "shutdown", "running": false}}"#;
 const OK: &str = r#"{"return": {}}"#;
-
-fn with_data(name: &str, data: &str) -> String {
-    format!(
-        r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}", "data": {data}}}"#
-    )
-}
 
 fn shutdown(guest: bool, reason: &str) -> String {
     with_data(
@@ -34,16 +28,6 @@ fn reset(guest: bool, reason: &str) -> String {
     )
 }
 
-fn status(client: &mut Client) -> String {
-    client.command(r#"{"execute":"query-status"}"#)
-}
-
-/// `cont` from prelaunch: RESUME, then the return.
-fn start(client: &mut Client) {
-    assert_eq!(client.command(r#"{"execute":"cont"}"#), OK);
-    assert_eq!(event(client), named("RESUME"));
-}
-
 /// From a VM stopped for good (shutdown held, or an internal error):
 /// `cont` is refused until `system_reset`, which returns it to prelaunch;
 /// then it starts again.
@@ -54,8 +38,8 @@ fn reset_and_start_again(client: &mut Client) {
     );
     assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
     assert_eq!(event(client), reset(false, "host-qmp-system-reset"));
-    assert_eq!(status(client), PRELAUNCH);
-    start(client);
+    assert_eq!(query_status(client), PRELAUNCH);
+    cont(client);
 }
 
 fn exits_with(vmm: &mut Vmm, code: i32) {
@@ -69,7 +53,7 @@ fn the_default_firmware_prints_its_banner_and_obeys_the_power_button() {
     let mut client = vmm.negotiated();
     vmm.wait_for_serial("kvmon firmware 0.1.0: the machine is up.\r\n");
     vmm.wait_for_serial("Idle; press the power button to power off.");
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
     assert_eq!(client.command(r#"{"execute":"system_powerdown"}"#), OK);
     assert_eq!(event(&mut client), named("POWERDOWN"));
     assert_eq!(event(&mut client), shutdown(true, "guest-shutdown"));
@@ -82,9 +66,9 @@ fn the_default_firmware_prints_its_banner_and_obeys_the_power_button() {
 fn a_guest_poweroff_shuts_down_and_exits() {
     let mut vmm = Vmm::scenario("poweroff", &[]);
     let mut client = vmm.negotiated();
-    assert_eq!(status(&mut client), PRELAUNCH);
+    assert_eq!(query_status(&mut client), PRELAUNCH);
     assert_eq!(vmm.serial(), "", "nothing runs before cont");
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), shutdown(true, "guest-shutdown"));
     exits_with(&mut vmm, 0);
 }
@@ -94,10 +78,10 @@ fn every_guest_reset_sends_reset_and_boots_the_guest_again() {
     for scenario in ["acpi-reset", "i8042-reset", "triple-fault"] {
         let vmm = Vmm::scenario(scenario, &[]);
         let mut client = vmm.negotiated();
-        start(&mut client);
+        cont(&mut client);
         assert_eq!(event(&mut client), reset(true, "guest-reset"), "{scenario}");
         vmm.wait_for_serial(&format!("kvmon-test: rebooted via={scenario}"));
-        assert_eq!(status(&mut client), RUNNING);
+        assert_eq!(query_status(&mut client), RUNNING);
         assert_eq!(vmm.serial().matches("kvmon-test: start").count(), 2);
     }
 }
@@ -106,7 +90,7 @@ fn every_guest_reset_sends_reset_and_boots_the_guest_again() {
 fn no_reboot_turns_a_guest_reset_into_a_shutdown() {
     let mut vmm = Vmm::scenario("acpi-reset", &["-no-reboot"]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), shutdown(true, "guest-reset"));
     exits_with(&mut vmm, 0);
     assert!(!vmm.serial().contains("rebooted"));
@@ -116,10 +100,10 @@ fn no_reboot_turns_a_guest_reset_into_a_shutdown() {
 fn no_shutdown_holds_the_vm_until_system_reset_and_cont() {
     let mut vmm = Vmm::scenario("poweroff", &["-no-shutdown"]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), shutdown(true, "guest-shutdown"));
     assert_eq!(event(&mut client), named("STOP"));
-    assert_eq!(status(&mut client), SHUTDOWN_STATE);
+    assert_eq!(query_status(&mut client), SHUTDOWN_STATE);
     reset_and_start_again(&mut client);
     // The guest boots again and powers off again.
     assert_eq!(event(&mut client), shutdown(true, "guest-shutdown"));
@@ -144,11 +128,11 @@ fn wait_for_ticks(vmm: &Vmm, more_than: usize) {
 fn stop_and_cont_while_the_guest_runs() {
     let vmm = Vmm::scenario("count", &["-smp", "2"]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     wait_for_ticks(&vmm, 2);
     assert_eq!(client.command(r#"{"execute":"stop"}"#), OK);
     assert_eq!(event(&mut client), named("STOP"));
-    assert_eq!(status(&mut client), PAUSED);
+    assert_eq!(query_status(&mut client), PAUSED);
     // Stopped means no vCPU runs: the count stands still.
     let stopped_at = ticks(&vmm);
     std::thread::sleep(Duration::from_millis(500));
@@ -158,9 +142,8 @@ fn stop_and_cont_while_the_guest_runs() {
         OK,
         "no second STOP"
     );
-    assert_eq!(client.command(r#"{"execute":"cont"}"#), OK);
-    assert_eq!(event(&mut client), named("RESUME"));
-    assert_eq!(status(&mut client), RUNNING);
+    cont(&mut client);
+    assert_eq!(query_status(&mut client), RUNNING);
     wait_for_ticks(&vmm, stopped_at + 2);
     assert!(client.events.is_empty(), "{:?}", client.events);
 }
@@ -169,19 +152,19 @@ fn stop_and_cont_while_the_guest_runs() {
 fn system_reset_restarts_a_running_guest_and_a_paused_one_waits_in_prelaunch() {
     let vmm = Vmm::scenario("count", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     wait_for_ticks(&vmm, 1);
     assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
     assert_eq!(event(&mut client), reset(false, "host-qmp-system-reset"));
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
     wait_for_boots(&vmm, 2);
 
     assert_eq!(client.command(r#"{"execute":"stop"}"#), OK);
     assert_eq!(event(&mut client), named("STOP"));
     assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
     assert_eq!(event(&mut client), reset(false, "host-qmp-system-reset"));
-    assert_eq!(status(&mut client), PRELAUNCH);
-    start(&mut client);
+    assert_eq!(query_status(&mut client), PRELAUNCH);
+    cont(&mut client);
     wait_for_boots(&vmm, 3);
 }
 
@@ -194,7 +177,7 @@ fn wait_for_boots(vmm: &Vmm, count: usize) {
 fn set_action_chooses_what_resets_and_shutdowns_do() {
     let mut vmm = Vmm::scenario("idle", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(
         client.command(
             r#"{"execute":"set-action","arguments":{"reboot":"shutdown","shutdown":"pause"}}"#
@@ -205,14 +188,14 @@ fn set_action_chooses_what_resets_and_shutdowns_do() {
     assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
     assert_eq!(event(&mut client), shutdown(false, "host-qmp-system-reset"));
     assert_eq!(event(&mut client), named("STOP"));
-    assert_eq!(status(&mut client), SHUTDOWN_STATE);
+    assert_eq!(query_status(&mut client), SHUTDOWN_STATE);
     assert_eq!(
         client.command(r#"{"execute":"set-action","arguments":{"reboot":"reset"}}"#),
         OK
     );
     assert_eq!(client.command(r#"{"execute":"system_reset"}"#), OK);
     assert_eq!(event(&mut client), reset(false, "host-qmp-system-reset"));
-    assert_eq!(status(&mut client), PRELAUNCH);
+    assert_eq!(query_status(&mut client), PRELAUNCH);
     assert_eq!(
         client.command(r#"{"execute":"set-action","arguments":{"shutdown":"sleep"}}"#),
         r#"{"error": {"class": "GenericError", "desc": "Parameter 'shutdown' does not accept value 'sleep'"}}"#
@@ -249,7 +232,7 @@ fn query_cpus_fast_names_each_vcpu_thread() {
 fn inject_nmi_reaches_the_guest() {
     let vmm = Vmm::scenario("nmi", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     vmm.wait_for_serial("kvmon-test: start");
     assert_eq!(client.command(r#"{"execute":"inject-nmi"}"#), OK);
     vmm.wait_for_serial("kvmon-test: nmi n=1 cpu=0");
@@ -261,7 +244,7 @@ fn inject_nmi_reaches_the_guest() {
 fn sigterm_shuts_the_guest_down() {
     let mut vmm = Vmm::scenario("idle", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     vmm.wait_for_serial("kvmon-test: start");
     vmm.signal(libc::SIGTERM);
     assert_eq!(event(&mut client), shutdown(false, "host-signal"));
@@ -277,10 +260,10 @@ fn sigterm_shuts_the_guest_down() {
 fn a_kvm_emulation_failure_stops_the_vm_in_internal_error() {
     let mut vmm = Vmm::scenario("mmio-exec", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), named("STOP"));
     assert_eq!(
-        status(&mut client),
+        query_status(&mut client),
         r#"{"return": {"status": "internal-error", "running": false}}"#
     );
     assert!(
@@ -302,7 +285,7 @@ fn a_kvm_emulation_failure_stops_the_vm_in_internal_error() {
 fn a_guest_that_asks_twice_for_a_reset_is_reset_once() {
     let vmm = Vmm::scenario("reset-twice", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), reset(true, "guest-reset"));
     vmm.wait_for_serial("kvmon-test: rebooted via=reset-twice");
     // The second request came before the reset: it must not reset again.
@@ -316,7 +299,7 @@ fn an_nmi_the_local_apic_does_not_accept_is_dropped() {
     let vmm = Vmm::scenario("nmi", &[]);
     let mut client = vmm.negotiated();
     assert_eq!(client.command(r#"{"execute":"inject-nmi"}"#), OK);
-    start(&mut client);
+    cont(&mut client);
     vmm.wait_for_serial("kvmon-test: start");
     assert_eq!(
         client.try_line(Duration::from_millis(300)),
@@ -337,6 +320,6 @@ fn an_nmi_the_local_apic_does_not_accept_is_dropped() {
 fn string_port_output_reaches_the_device_byte_by_byte() {
     let vmm = Vmm::scenario("rep-outsb", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     vmm.wait_for_serial("kvmon-test: written by rep outsb\r\n");
 }

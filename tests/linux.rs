@@ -289,8 +289,7 @@ fn linux_writes_through_virtio_blk_and_the_data_is_in_the_image() {
 /// guest causes can come before it connects.
 fn started(run: &mut Run) -> kvmon_tests::Client<std::net::TcpStream> {
     let mut client = run.negotiated();
-    assert_eq!(client.command(r#"{"execute":"cont"}"#), r#"{"return": {}}"#);
-    event_named(&mut client, "RESUME");
+    kvmon_tests::cont(&mut client);
     client
 }
 

@@ -8,31 +8,16 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kvmon_tests::{event, named, Client, Vmm};
+use kvmon_tests::{cont, event, named, query_status, with_data, Client, Vmm};
 
 const OK: &str = r#"{"return": {}}"#;
 const RUNNING: &str = r#"{"return": {"status": "running", "running": true}}"#;
-
-fn with_data(name: &str, data: &str) -> String {
-    format!(
-        r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}", "data": {data}}}"#
-    )
-}
 
 fn host_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn status(client: &mut Client) -> String {
-    client.command(r#"{"execute":"query-status"}"#)
-}
-
-fn start(client: &mut Client) {
-    assert_eq!(client.command(r#"{"execute":"cont"}"#), OK);
-    assert_eq!(event(client), named("RESUME"));
 }
 
 /// Waits for a whole serial line holding `needle`; returns the output.
@@ -82,7 +67,7 @@ fn events_within(client: &mut Client, window: Duration) -> Vec<String> {
 fn the_guest_reads_the_hosts_time() {
     let vmm = Vmm::scenario("rtc-read", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     let serial = wait_for_line(&vmm, "kvmon-test: rtc time=");
     let epoch: i64 = field(&serial, "rtc time=", "epoch").parse().unwrap();
     let difference = host_seconds() - epoch;
@@ -95,7 +80,7 @@ fn rtc_base_sets_the_guests_time() {
     let started = Instant::now();
     let vmm = Vmm::scenario("rtc-read", &["-rtc", "base=2006-06-17T16:01:21"]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     let serial = wait_for_line(&vmm, "kvmon-test: rtc time=");
     let elapsed = started.elapsed().as_secs() as i64;
     let epoch: i64 = field(&serial, "rtc time=", "epoch").parse().unwrap();
@@ -110,7 +95,7 @@ fn rtc_clock_vm_does_not_count_the_time_before_cont() {
     let vmm = Vmm::scenario("rtc-read", &["-rtc", "clock=vm"]);
     let mut client = vmm.negotiated();
     std::thread::sleep(Duration::from_secs(3));
-    start(&mut client);
+    cont(&mut client);
     let serial = wait_for_line(&vmm, "kvmon-test: rtc time=");
     let epoch: i64 = field(&serial, "rtc time=", "epoch").parse().unwrap();
     let behind = host_seconds() - epoch;
@@ -122,7 +107,7 @@ fn setting_the_time_sends_rtc_change_with_the_offset() {
     let target = 1_893_456_000; // 2030-01-01T00:00:00
     let vmm = Vmm::scenario("rtc-set 2030-01-01T00:00:00", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     let change = client.event();
     let value: serde_json::Value = serde_json::from_str(&change).unwrap();
     assert_eq!(value["event"], "RTC_CHANGE", "{change}");
@@ -139,7 +124,7 @@ fn setting_the_time_sends_rtc_change_with_the_offset() {
 fn ten_sets_within_a_second_send_at_most_two_events() {
     let vmm = Vmm::scenario("rtc-set-many 2030-01-01T00:00:00", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     vmm.wait_for_serial("kvmon-test: rtc set n=10");
     let events = events_within(&mut client, Duration::from_millis(2500));
     let changes = events.iter().filter(|e| e.contains("RTC_CHANGE")).count();
@@ -150,7 +135,7 @@ fn ten_sets_within_a_second_send_at_most_two_events() {
 fn periodic_alarm_and_update_interrupts_arrive() {
     let vmm = Vmm::scenario("rtc-irq", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     let serial = wait_for_line(&vmm, "kvmon-test: rtc update n=3");
     // 128 ticks at 64 Hz take two seconds by the guest's clock.
     let periodic: i64 = field(&serial, "rtc periodic", "seconds").parse().unwrap();
@@ -166,7 +151,7 @@ fn starving_watchdog(extra: &[&str]) -> (Vmm, Client) {
     args.extend_from_slice(extra);
     let vmm = Vmm::scenario("watchdog 14", &args);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     (vmm, client)
 }
 
@@ -193,7 +178,7 @@ fn watchdog_reset_resets_the_guest() {
         with_data("RESET", r#"{"guest": true, "reason": "guest-reset"}"#)
     );
     vmm.wait_for_serial("kvmon-test: rebooted via=watchdog");
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
 }
 
 #[test]
@@ -225,15 +210,15 @@ fn watchdog_pause_stops_in_the_watchdog_state_until_cont() {
         client.command(r#"{"execute":"watchdog-set-action","arguments":{"action":"pause"}}"#),
         OK
     );
-    start(&mut client);
+    cont(&mut client);
     bitten(&vmm, &mut client, "pause");
     assert_eq!(event(&mut client), named("STOP"));
     assert_eq!(
-        status(&mut client),
+        query_status(&mut client),
         r#"{"return": {"status": "watchdog", "running": false}}"#
     );
-    start(&mut client);
-    assert_eq!(status(&mut client), RUNNING);
+    cont(&mut client);
+    assert_eq!(query_status(&mut client), RUNNING);
     // It fired once; it stays quiet.
     assert_eq!(events_within(&mut client, Duration::from_secs(3)), [""; 0]);
 }
@@ -246,7 +231,7 @@ fn watchdog_debug_prints_and_runs_on() {
         OK
     );
     bitten(&vmm, &mut client, "debug");
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
     vmm.wait_for_output("stderr", "watchdog: timer fired\n", 1);
 }
 
@@ -254,7 +239,7 @@ fn watchdog_debug_prints_and_runs_on() {
 fn watchdog_none_only_reports() {
     let (vmm, mut client) = starving_watchdog(&["-watchdog-action", "none"]);
     bitten(&vmm, &mut client, "none");
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
     assert!(!vmm.serial().contains("rebooted"));
 }
 
@@ -263,7 +248,7 @@ fn watchdog_inject_nmi_interrupts_the_guest() {
     let (vmm, mut client) = starving_watchdog(&["-watchdog-action", "inject-nmi"]);
     bitten(&vmm, &mut client, "inject-nmi");
     vmm.wait_for_serial("kvmon-test: nmi n=1");
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
 }
 
 #[test]
@@ -277,7 +262,7 @@ fn the_watchdog_does_not_count_while_the_vm_is_stopped() {
         [""; 0],
         "bit while stopped"
     );
-    start(&mut client);
+    cont(&mut client);
     bitten(&vmm, &mut client, "reset");
 }
 
@@ -293,7 +278,7 @@ fn guest_panic_shutdown() -> String {
 fn a_panic_powers_off_by_default() {
     let mut vmm = Vmm::scenario("pvpanic 1", &["-device", "pvpanic"]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), panicked("poweroff"));
     assert_eq!(event(&mut client), named("STOP"));
     assert_eq!(event(&mut client), guest_panic_shutdown());
@@ -308,7 +293,7 @@ fn panic_exit_failure_exits_with_status_1() {
         &["-device", "pvpanic", "-action", "panic=exit-failure"],
     );
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), panicked("poweroff"));
     assert_eq!(event(&mut client), named("STOP"));
     assert_eq!(event(&mut client), guest_panic_shutdown());
@@ -322,15 +307,15 @@ fn panic_pause_stops_in_guest_panicked_until_cont() {
         args.extend_from_slice(&extra);
         let vmm = Vmm::scenario("pvpanic 1", &args);
         let mut client = vmm.negotiated();
-        start(&mut client);
+        cont(&mut client);
         assert_eq!(event(&mut client), panicked("pause"), "{extra:?}");
         assert_eq!(event(&mut client), named("STOP"));
         assert_eq!(
-            status(&mut client),
+            query_status(&mut client),
             r#"{"return": {"status": "guest-panicked", "running": false}}"#
         );
-        start(&mut client);
-        assert_eq!(status(&mut client), RUNNING);
+        cont(&mut client);
+        assert_eq!(query_status(&mut client), RUNNING);
     }
 }
 
@@ -341,14 +326,14 @@ fn panic_none_runs_on_and_other_pvpanic_events_are_reported() {
         &["-device", "pvpanic", "-action", "panic=none"],
     );
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), panicked("run"));
     vmm.wait_for_serial("kvmon-test: pvpanic written value=1");
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
 
     let vmm = Vmm::scenario("pvpanic 2", &["-device", "pvpanic"]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(
         event(&mut client),
         with_data("GUEST_CRASHLOADED", r#"{"action": "run"}"#)
@@ -356,7 +341,7 @@ fn panic_none_runs_on_and_other_pvpanic_events_are_reported() {
 
     let mut vmm = Vmm::scenario("pvpanic 4", &["-device", "pvpanic"]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     assert_eq!(event(&mut client), named("GUEST_PVSHUTDOWN"));
     assert_eq!(
         event(&mut client),
@@ -370,8 +355,8 @@ fn without_the_devices_their_ports_are_unassigned() {
     // No pvpanic: the write goes nowhere and the guest runs on.
     let vmm = Vmm::scenario("pvpanic 1", &[]);
     let mut client = vmm.negotiated();
-    start(&mut client);
+    cont(&mut client);
     let serial = vmm.wait_for_serial("kvmon-test: pvpanic written");
     assert!(serial.contains("pvpanic events=0xff"), "{serial}");
-    assert_eq!(status(&mut client), RUNNING);
+    assert_eq!(query_status(&mut client), RUNNING);
 }

@@ -236,6 +236,24 @@ pub fn named(name: &str) -> String {
     format!(r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}"}}"#)
 }
 
+/// An event with `data` (JSON text), as [`event`] shows it.
+pub fn with_data(name: &str, data: &str) -> String {
+    format!(
+        r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}", "data": {data}}}"#
+    )
+}
+
+/// `query-status`'s reply.
+pub fn query_status<S: Socket>(client: &mut Client<S>) -> String {
+    client.command(r#"{"execute":"query-status"}"#)
+}
+
+/// `cont` from a stopped VM: the return, then RESUME.
+pub fn cont<S: Socket>(client: &mut Client<S>) {
+    assert_eq!(client.command(r#"{"execute":"cont"}"#), r#"{"return": {}}"#);
+    assert_eq!(event(client), named("RESUME"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

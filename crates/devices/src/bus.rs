@@ -2,7 +2,7 @@
 //! The port I/O bus and the MMIO bus are both this.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A device's registers, addressed by offset from the start of its range.
 pub trait BusDevice: Send {
@@ -125,8 +125,10 @@ impl Bus {
     }
 }
 
-/// A device whose user panicked is still usable: its state is plain data.
-fn lock(device: &SharedDevice) -> std::sync::MutexGuard<'_, dyn BusDevice + 'static> {
+/// Locks a device (or other plain data) that stays usable after a thread
+/// panicked holding it: its state is plain data, never half-updated
+/// structure.
+pub fn lock<T: ?Sized>(device: &Mutex<T>) -> MutexGuard<'_, T> {
     device
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

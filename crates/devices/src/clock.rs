@@ -26,9 +26,7 @@ impl VirtualClock {
     }
 
     fn state(&self) -> MutexGuard<'_, Elapsed> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.0)
     }
 
     /// The time the guest has run.

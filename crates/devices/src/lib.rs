@@ -22,7 +22,7 @@ mod timer;
 
 pub use acpi::DescribeAcpi;
 pub use acpi_pm::PowerManagement;
-pub use bus::{Bus, BusDevice, BusError, ByteRegisters};
+pub use bus::{lock, Bus, BusDevice, BusError, ByteRegisters};
 pub use clock::VirtualClock;
 pub use ged::{GenericEventDevice, GED_PORT};
 pub use i8042::I8042;

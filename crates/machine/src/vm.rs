@@ -169,13 +169,14 @@ impl Vm {
         let platform = &mut *self.platform;
         match event {
             PanicEvent::Panicked => {
-                let pause = actions.panic == PanicAction::Pause
-                    || (actions.panic == PanicAction::Shutdown
-                        && actions.shutdown == ShutdownAction::Pause);
-                let action = match actions.panic {
-                    _ if pause => GuestPanicAction::Pause,
-                    PanicAction::Shutdown | PanicAction::ExitFailure => GuestPanicAction::Poweroff,
-                    _ => GuestPanicAction::Run,
+                let action = match (actions.panic, actions.shutdown) {
+                    (PanicAction::Pause, _) | (PanicAction::Shutdown, ShutdownAction::Pause) => {
+                        GuestPanicAction::Pause
+                    }
+                    (PanicAction::Shutdown | PanicAction::ExitFailure, _) => {
+                        GuestPanicAction::Poweroff
+                    }
+                    (PanicAction::None, _) => GuestPanicAction::Run,
                 };
                 log::info!("the guest panicked: {action}");
                 self.events

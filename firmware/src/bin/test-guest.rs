@@ -186,16 +186,7 @@ fn rtc_interrupts(acpi: Option<Acpi>) -> ! {
 
 /// Arms the ib700, feeds it twice a second apart, then lets it starve.
 fn watchdog(index: Option<u8>) -> ! {
-    let mark = REBOOT_MARK as *mut u64;
-    // SAFETY: REBOOT_MARK is RAM that neither the VMM nor the image uses.
-    if unsafe { mark.read_volatile() } == REBOOT_MAGIC {
-        // SAFETY: as above.
-        unsafe { mark.write_volatile(0) };
-        println!("kvmon-test: rebooted via=watchdog");
-        idle()
-    }
-    // SAFETY: as above.
-    unsafe { mark.write_volatile(REBOOT_MAGIC) };
+    idle_if_rebooted("watchdog");
     let index = index.unwrap_or(14);
     outb(IB700_ENABLE, index);
     println!("kvmon-test: watchdog armed index={index}");
@@ -215,17 +206,24 @@ fn idle() -> ! {
     }
 }
 
-fn reset_once(scenario: &str, acpi: Option<Acpi>) -> ! {
+/// On the boot after a reset the scenario caused, reports
+/// `rebooted via=VIA` and idles; on the first, marks RAM so that the next
+/// boot knows.
+fn idle_if_rebooted(via: &str) {
     let mark = REBOOT_MARK as *mut u64;
     // SAFETY: REBOOT_MARK is RAM that neither the VMM nor the image uses.
     if unsafe { mark.read_volatile() } == REBOOT_MAGIC {
         // SAFETY: as above.
         unsafe { mark.write_volatile(0) };
-        println!("kvmon-test: rebooted via={scenario}");
+        println!("kvmon-test: rebooted via={via}");
         idle()
     }
     // SAFETY: as above.
     unsafe { mark.write_volatile(REBOOT_MAGIC) };
+}
+
+fn reset_once(scenario: &str, acpi: Option<Acpi>) -> ! {
+    idle_if_rebooted(scenario);
     println!("kvmon-test: resetting via={scenario}");
     match (scenario, acpi) {
         ("acpi-reset", Some(acpi)) if power::acpi_reset(&acpi) => {}

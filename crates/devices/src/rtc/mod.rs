@@ -220,7 +220,6 @@ impl Rtc {
         let seconds = self.registers_time();
         self.offset = i128::from(seconds) * NANOS_PER_SECOND + phase - self.source.now();
         self.checked = self.guest_now();
-        self.arm_periodic();
         let host = wall_nanos().div_euclid(NANOS_PER_SECOND) as i64;
         let offset = seconds.saturating_sub(host.saturating_add(self.base_shift));
         log::debug!("the guest set its clock: {offset} s from the host's");
@@ -437,7 +436,6 @@ impl Rtc {
         } else if old & RATE != value & RATE {
             self.arm_periodic();
         }
-        self.checked = self.checked.max(self.guest_now());
     }
 
     fn write_register_b(&mut self, mut value: u8) {

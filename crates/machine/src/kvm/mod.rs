@@ -271,10 +271,7 @@ impl KvmPlatform {
             .map_err(kvm_error("reset the PIT"))?;
         self.devices.reset();
         for transport in &self.virtio {
-            transport
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .reset();
+            devices::lock(transport).reset();
         }
         self.acpi.write(&self.memory)?;
         boot::load(&self.memory, self.ram_size, &self.boot, self.acpi.rsdp).map_err(|e| e.0)

@@ -3,11 +3,11 @@
 //! power button's GED, and the ib700 watchdog and pvpanic when asked for.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use devices::{
-    acpi_pm::ACPI_PM_PORT, Bus, CmosMemorySize, DescribeAcpi, GenericEventDevice, Ib700, IrqLine,
-    MachineControl, PowerManagement, PvPanic, Rtc, RtcConfig, Serial, Timed, VirtualClock,
+    acpi_pm::ACPI_PM_PORT, lock, Bus, CmosMemorySize, DescribeAcpi, GenericEventDevice, Ib700,
+    IrqLine, MachineControl, PowerManagement, PvPanic, Rtc, RtcConfig, Serial, Timed, VirtualClock,
     COM1_IRQ, COM1_PORT, GED_PORT, I8042, IB700_LEN, IB700_PORT, RTC_IRQ, RTC_PORT, RTC_PORT_LEN,
 };
 use events::{Publisher, RtcChangeEvent};
@@ -59,13 +59,6 @@ pub struct PlatformDevices {
     rtc: Option<Arc<Mutex<Rtc>>>,
     ib700: Option<Arc<Mutex<Ib700>>>,
     pvpanic: Option<Arc<Mutex<PvPanic>>>,
-}
-
-/// A device whose user panicked is still usable: its state is plain data.
-fn lock<T: ?Sized>(device: &Mutex<T>) -> MutexGuard<'_, T> {
-    device
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// QEMU's QOM path for microvm's RTC under KVM (`rtc=on`): the objects

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use devices::Timed;
+use devices::{lock, Timed};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -30,12 +30,6 @@ impl std::fmt::Debug for Timers {
             .field("devices", &self.devices.len())
             .finish()
     }
-}
-
-fn lock(device: &Device) -> std::sync::MutexGuard<'_, dyn Timed + 'static> {
-    device
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Timers {
