@@ -35,12 +35,13 @@ blk)
     dd if=/tmp/seq of=/tmp/pattern bs=64k count=8 2>/dev/null
     dd if=/tmp/pattern of=/dev/vda bs=64k seek=16 oflag=direct 2>/dev/null
     sync
-    echo "testhost-guest: blk size=$(blockdev --getsize64 /dev/vda)" \
+    # The size is taken before the line that lets the tests resize the disk.
+    size=$(blockdev --getsize64 /dev/vda)
+    echo "testhost-guest: blk size=$size" \
         "wrote=$(md5sum </tmp/pattern | cut -d' ' -f1)" \
         "read=$(dd if=/dev/vda bs=64k skip=16 count=8 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"
     # Then the tests resize the disk; the kernel learns of it from the
     # device's configuration-change interrupt.
-    size=$(blockdev --getsize64 /dev/vda)
     while [ "$(blockdev --getsize64 /dev/vda)" = "$size" ]; do usleep 100000; done
     echo "testhost-guest: blk resized size=$(blockdev --getsize64 /dev/vda)"
     poweroff -f ;;
