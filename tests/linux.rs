@@ -352,3 +352,116 @@ fn a_kernel_panic_with_pvpanic_sends_guest_panicked() {
     guest_event(&mut client, "SHUTDOWN", "guest-panic");
     assert_eq!(run.wait(Duration::from_secs(30)), 0);
 }
+
+/// kvmon's resident memory in the test host, in KiB.
+fn rss_kib(run: &mut Run) -> u64 {
+    let pid = run.pid().to_string();
+    let line = run.shell(&format!("grep VmRSS /proc/{pid}/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Waits for BALLOON_CHANGE reporting `actual` (throttled ones may come
+/// first).
+fn balloon_change(client: &mut kvmon_tests::Client<std::net::TcpStream>, actual: u64) {
+    loop {
+        if event_named(client, "BALLOON_CHANGE")["actual"] == actual {
+            return;
+        }
+    }
+}
+
+/// MemTotal and MemFree (KiB) from the `count`th meminfo line on.
+fn meminfo(run: &mut Run, count: usize) -> (u64, u64) {
+    let output = run.wait_for_output("testhost-guest: meminfo", count, BOOT);
+    let line = output
+        .lines()
+        .rfind(|line| line.contains("testhost-guest: meminfo"))
+        .unwrap()
+        .trim_end()
+        .to_string();
+    let value = |key| field(&line, key).parse::<u64>().unwrap();
+    (value("MemTotal"), value("MemFree"))
+}
+
+#[test]
+fn linux_gives_ballooned_memory_back_and_its_memtotal_shrinks() {
+    const MIB: u64 = 1 << 20;
+    let mut host = testhost();
+    let mut run = linux(
+        &mut host,
+        "vmlinux",
+        "balloon",
+        &["-S", "-device", "virtio-balloon-device,id=balloon0"],
+    );
+    let mut client = started(&mut run);
+    let (total, _) = meminfo(&mut run, 1);
+    let before = rss_kib(&mut run);
+    let reply = client.command(r#"{"execute":"balloon","arguments":{"value":268435456}}"#);
+    assert_eq!(reply, r#"{"return": {}}"#);
+    balloon_change(&mut client, 256 * MIB);
+    let lines = run.output().matches("testhost-guest: meminfo").count();
+    let (shrunk, free) = meminfo(&mut run, lines + 1);
+    let after = rss_kib(&mut run);
+    eprintln!(
+        "MemTotal {total} -> {shrunk} KiB (MemFree {free}); kvmon's RSS {before} -> {after} KiB"
+    );
+    assert_eq!(
+        total - shrunk,
+        256 * 1024,
+        "MemTotal {total} -> {shrunk} KiB"
+    );
+    assert!(
+        before.saturating_sub(after) >= 128 * 1024,
+        "kvmon's RSS {before} -> {after} KiB"
+    );
+    let reply = client.command(r#"{"execute":"query-balloon"}"#);
+    assert_eq!(reply, r#"{"return": {"actual": 268435456}}"#);
+    // The driver's statistics reach qom-get.
+    let reply = client.command(
+        r#"{"execute":"qom-get","arguments":{"path":"balloon0","property":"guest-stats"}}"#,
+    );
+    let stats: Value = serde_json::from_str(&reply).unwrap();
+    let reported = stats["return"]["stats"]["stat-total-memory"]
+        .as_u64()
+        .unwrap();
+    assert!(reported > 400 * MIB && reported < 512 * MIB, "{reply}");
+}
+
+#[test]
+fn with_deflate_on_oom_linux_survives_a_memory_hog_by_deflating() {
+    const MIB: u64 = 1 << 20;
+    let mut host = testhost();
+    let device = "virtio-balloon-device,deflate-on-oom=on";
+    let mut run = linux(
+        &mut host,
+        "vmlinux",
+        "balloon-hog",
+        &["-S", "-device", device],
+    );
+    let mut client = started(&mut run);
+    run.wait_for_output(READY, 1, BOOT);
+    let reply = client.command(r#"{"execute":"balloon","arguments":{"value":134217728}}"#);
+    assert_eq!(reply, r#"{"return": {}}"#);
+    let output = run.wait_for_output("testhost-guest: hog status=", 1, BOOT);
+    assert!(output.contains("testhost-guest: hog status=0"), "{output}");
+    // The balloon took most of the memory, then the guest took pages back
+    // to get through: the smallest size reported, and the last.
+    let mut sizes = Vec::new();
+    while let Some(event) = client.try_line(Duration::from_secs(2)) {
+        let event: Value = serde_json::from_str(&event).unwrap();
+        assert_eq!(event["event"], "BALLOON_CHANGE", "{event}");
+        sizes.push(event["data"]["actual"].as_u64().unwrap());
+    }
+    let least = sizes.iter().copied().min().unwrap();
+    let reply = client.command(r#"{"execute":"query-balloon"}"#);
+    let actual = serde_json::from_str::<Value>(&reply).unwrap()["return"]["actual"]
+        .as_u64()
+        .unwrap();
+    eprintln!(
+        "the balloon left {} MiB at least, {} MiB after the hog",
+        least / MIB,
+        actual / MIB
+    );
+    assert!(least <= 192 * MIB, "{sizes:?}");
+    assert!(actual >= least + 64 * MIB, "{reply}, {sizes:?}");
+}

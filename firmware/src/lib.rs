@@ -15,6 +15,8 @@ pub mod io;
 pub mod power;
 pub mod serial;
 pub mod start_info;
+pub mod virtio;
+pub mod virtio_balloon;
 pub mod virtio_blk;
 
 pub use start_info::Boot;

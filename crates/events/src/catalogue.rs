@@ -89,6 +89,17 @@ qmp::qapi_event! {
 }
 
 qmp::qapi_event! {
+    /// Emitted when the guest changes the actual BALLOON level.  This value
+    /// is equivalent to the @actual field return by the 'query-balloon'
+    /// command.  The event is rate-limited.
+    "BALLOON_CHANGE" => pub struct BalloonChangeEvent {
+        /// the logical size of the VM in bytes.  Formula used:
+        /// logical_vm_size = vm_ram_size - balloon_size
+        actual: i64,
+    }
+}
+
+qmp::qapi_event! {
     /// Emitted when the watchdog device's timer is expired
     "WATCHDOG" => pub struct WatchdogEvent {
         /// action that has been taken
@@ -171,6 +182,7 @@ event_set! {
     Resume(ResumeEvent),
     BlockIoError(BlockIoErrorEvent),
     RtcChange(RtcChangeEvent),
+    BalloonChange(BalloonChangeEvent),
     Watchdog(WatchdogEvent),
     GuestPanicked(GuestPanickedEvent),
     GuestCrashloaded(GuestCrashloadedEvent),

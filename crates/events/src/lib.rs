@@ -11,8 +11,8 @@ mod throttle;
 
 pub use bus::{EventBus, Publisher, Stamped, Timestamp};
 pub use catalogue::{
-    BlockIoErrorEvent, Event, GuestCrashloadedEvent, GuestPanickedEvent, GuestPvshutdownEvent,
-    PowerdownEvent, ResetEvent, ResumeEvent, RtcChangeEvent, ShutdownEvent, StopEvent,
-    WatchdogEvent,
+    BalloonChangeEvent, BlockIoErrorEvent, Event, GuestCrashloadedEvent, GuestPanickedEvent,
+    GuestPvshutdownEvent, PowerdownEvent, ResetEvent, ResumeEvent, RtcChangeEvent, ShutdownEvent,
+    StopEvent, WatchdogEvent,
 };
 pub use throttle::{Throttle, ThrottleKey, Throttled};

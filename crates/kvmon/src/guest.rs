@@ -47,6 +47,7 @@ pub fn build(
             pvpanic: guest.pvpanic,
         },
         disks,
+        balloon: guest.balloon.clone(),
     };
     let platform = KvmPlatform::new(config, waker, events).map_err(CliError::bare)?;
     Ok((platform, console))

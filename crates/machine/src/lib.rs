@@ -2,13 +2,16 @@
 //! machine commands, and the platforms beneath — a KVM guest with vCPUs,
 //! memory, direct boot, ACPI and platform devices, or `-machine none`.
 
+mod balloon;
 mod block;
 mod identity;
 pub mod kvm;
 mod lifecycle;
+mod qom;
 pub mod run_state;
 mod vm;
 
+pub use balloon::{BalloonConfig, BalloonDevice};
 pub use block::BlockDevice;
 pub use identity::Uuid;
 pub use lifecycle::{Actions, Execution, NoVcpus};

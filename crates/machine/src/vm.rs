@@ -7,11 +7,11 @@ use events::{
     PowerdownEvent, Publisher, WatchdogEvent,
 };
 use qmp::commands::{
-    BlockInfo, BlockResize, BlockStats, Cont, CpuInfoFast, GuestPanicAction, Handles, InjectNmi,
-    KvmInfo, MachineCommands, NameInfo, PanicAction, QueryBlock, QueryBlockstats, QueryCpusFast,
-    QueryKvm, QueryName, QueryStatus, QueryTarget, QueryUuid, Quit, SetAction, ShutdownAction,
-    Stop, SysEmuTarget, SystemPowerdown, SystemReset, TargetInfo, UuidInfo, WatchdogAction,
-    WatchdogSetAction,
+    Balloon, BalloonInfo, BlockInfo, BlockResize, BlockStats, Cont, CpuInfoFast, GuestPanicAction,
+    Handles, InjectNmi, KvmInfo, MachineCommands, NameInfo, PanicAction, QomGet, QomSet,
+    QueryBalloon, QueryBlock, QueryBlockstats, QueryCpusFast, QueryKvm, QueryName, QueryStatus,
+    QueryTarget, QueryUuid, Quit, SetAction, ShutdownAction, Stop, SysEmuTarget, SystemPowerdown,
+    SystemReset, TargetInfo, UuidInfo, WatchdogAction, WatchdogSetAction,
 };
 use qmp::types::{BlockErrorAction, IoOperationType, RunState, ShutdownCause, StatusInfo};
 use qmp::QmpError;
@@ -19,8 +19,10 @@ use qmp::QmpError;
 use devices::{DeviceRequest, PanicEvent};
 use virtio::block::{ErrorAction, IoError};
 
+use crate::balloon::{self, BalloonDevice};
 use crate::block::{self, BlockDevice};
 use crate::lifecycle::{Execution, Lifecycle, NoVcpus};
+use crate::qom::{self, QomObject};
 use crate::MachineConfig;
 
 /// What vCPU threads and devices ask of the machine.
@@ -61,6 +63,10 @@ pub trait Platform: Execution + Send {
     /// Its disks.
     fn disks(&self) -> &[BlockDevice] {
         &[]
+    }
+
+    fn balloon(&self) -> Option<&BalloonDevice> {
+        None
     }
 
     /// Stops the vCPUs for good, before kvmon exits.
@@ -290,6 +296,39 @@ impl Handles<BlockResize> for Vm {
             command.node_name.as_deref(),
             command.size,
         )
+    }
+}
+
+impl Handles<Balloon> for Vm {
+    fn handle(&mut self, command: Balloon) -> Result<(), QmpError> {
+        balloon::set_target(self.platform.balloon(), command.value)
+    }
+}
+
+impl Handles<QueryBalloon> for Vm {
+    fn handle(&mut self, _: QueryBalloon) -> Result<BalloonInfo, QmpError> {
+        balloon::query(self.platform.balloon())
+    }
+}
+
+impl Vm {
+    /// The objects `qom-get` and `qom-set` reach.
+    fn qom_objects(&self) -> Vec<&dyn QomObject> {
+        let balloon = self.platform.balloon();
+        balloon.map(|b| b as &dyn QomObject).into_iter().collect()
+    }
+}
+
+impl Handles<QomGet> for Vm {
+    fn handle(&mut self, command: QomGet) -> Result<qmp::Value, QmpError> {
+        qom::get(&self.qom_objects(), &command.path, &command.property)
+    }
+}
+
+impl Handles<QomSet> for Vm {
+    fn handle(&mut self, command: QomSet) -> Result<(), QmpError> {
+        let objects = self.qom_objects();
+        qom::set(&objects, &command.path, &command.property, &command.value)
     }
 }
 

@@ -2,10 +2,10 @@
 
 use events::Event;
 use qmp::commands::{
-    BlockResize, Cont, HumanMonitorCommand, InjectNmi, MigratePause, QmpCapabilities, QueryBlock,
-    QueryBlockstats, QueryCommands, QueryCpusFast, QueryKvm, QueryName, QueryQmpSchema,
-    QueryStatus, QueryTarget, QueryUuid, QueryVersion, QueryYank, Quit, SetAction, Stop,
-    SystemPowerdown, SystemReset, WatchdogSetAction, Yank,
+    Balloon, BlockResize, Cont, HumanMonitorCommand, InjectNmi, MigratePause, QmpCapabilities,
+    QomGet, QomSet, QueryBalloon, QueryBlock, QueryBlockstats, QueryCommands, QueryCpusFast,
+    QueryKvm, QueryName, QueryQmpSchema, QueryStatus, QueryTarget, QueryUuid, QueryVersion,
+    QueryYank, Quit, SetAction, Stop, SystemPowerdown, SystemReset, WatchdogSetAction, Yank,
 };
 
 use crate::control;
@@ -26,6 +26,8 @@ pub fn command_table() -> CommandTable {
         .monitor::<QueryCommands>(control::query_commands)
         .machine::<Quit>()
         .monitor::<QueryQmpSchema>(control::query_qmp_schema)
+        .machine::<QomGet>()
+        .machine::<QomSet>()
         .machine::<QueryCpusFast>()
         .machine::<QueryTarget>()
         .machine::<QueryUuid>()
@@ -33,6 +35,8 @@ pub fn command_table() -> CommandTable {
         .machine::<SystemPowerdown>()
         .machine::<InjectNmi>()
         .machine::<QueryKvm>()
+        .machine::<Balloon>()
+        .machine::<QueryBalloon>()
         .monitor::<Yank>(control::yank)
         .monitor::<QueryYank>(control::query_yank)
         .machine::<QueryName>()

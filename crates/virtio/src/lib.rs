@@ -6,11 +6,16 @@
 //! Virtqueues are the virtio-queue crate's, which checks every descriptor a
 //! guest writes.
 
+pub mod balloon;
 pub mod block;
 mod device;
+mod device_thread;
 mod mmio;
 mod polling;
+#[cfg(test)]
+mod testing;
 
 pub use device::{ActivateError, Activation, Interrupt, VirtioDevice};
+pub(crate) use device_thread::DeviceThread;
 pub use mmio::{MmioTransport, MMIO_WINDOW};
 pub(crate) use polling::AdaptivePoll;

@@ -22,7 +22,10 @@
 //! periodic, alarm and update-ended interrupts), `watchdog INDEX` (arms the
 //! ib700 with a timeout index, feeds it twice a second apart, then starves
 //! it; after a reset reports `rebooted`), `pvpanic VALUE` (reads the
-//! pvpanic port, then writes VALUE to it).  The first line gives the
+//! pvpanic port, then writes VALUE to it), `balloon` (touches its RAM
+//! from 16 MiB up, then inflates and deflates the balloon as its target
+//! asks, reporting `held=PAGES` each time it gets there, and sends
+//! statistics when asked).  The first line gives the
 //! scenario, the CPU, and the RAM the memory map shows.
 
 #![no_std]
@@ -34,6 +37,7 @@ use fw::acpi::Acpi;
 use fw::cmos::{self, DateTime};
 use fw::io::{inb, outb};
 use fw::interrupts::{self, IRQ_BASE, NMI};
+use fw::virtio_balloon::Balloon;
 use fw::virtio_blk::{self, Block};
 use fw::{power, println};
 
@@ -126,6 +130,7 @@ fn main(boot: &fw::Boot) -> ! {
             idle()
         }
         "rtc-irq" => rtc_interrupts(acpi),
+        "balloon" => balloon(boot.ram),
         "watchdog" => watchdog(argument(boot.cmdline).and_then(|a| a.parse().ok())),
         "pvpanic" => {
             let value = argument(boot.cmdline).and_then(|a| a.parse().ok()).unwrap_or(1);
@@ -143,6 +148,39 @@ fn main(boot: &fw::Boot) -> ! {
         other => {
             println!("kvmon-test: error what=unknown-scenario name={other}");
             idle()
+        }
+    }
+}
+
+/// Where the balloon's region of RAM starts: past everything else the
+/// test guest uses.
+const BALLOON_REGION: u64 = 0x100_0000;
+
+/// Touches every page from BALLOON_REGION to the end of RAM (below 4 GiB),
+/// then follows the balloon's target, reporting each size it settles at,
+/// and sends statistics whenever the device asks.
+fn balloon(ram: u64) -> ! {
+    let end = (ram & !0xf_ffff).min(0xc000_0000);
+    let pages = end.saturating_sub(BALLOON_REGION) / 4096;
+    for page in 0..pages {
+        let address = BALLOON_REGION + page * 4096;
+        // SAFETY: the page is RAM (the memory map says so) that nothing
+        // else in the test guest uses.
+        unsafe { (address as *mut u64).write_volatile(address / 4096) };
+    }
+    let Some(mut balloon) = Balloon::find(BALLOON_REGION / 4096, pages) else {
+        println!("kvmon-test: error what=no-balloon");
+        idle()
+    };
+    println!("kvmon-test: balloon ready pages={pages}");
+    let mut settled = 0;
+    loop {
+        if balloon.stats_wanted() {
+            balloon.send_stats(ram);
+        }
+        if !balloon.step() && balloon.held() != settled {
+            settled = balloon.held();
+            println!("kvmon-test: balloon held={settled}");
         }
     }
 }

@@ -84,7 +84,33 @@ watchdog)
     echo "testhost-guest: watchdog starving"
     kill -9 $pid ;;
 panic)
+    # A second for the console to drain the ready line, which the panic's
+    # messages would otherwise cut into.
+    sleep 1
     echo c >/proc/sysrq-trigger ;;
+balloon)
+    # dd's buffer touches 256 MiB, which it frees on exit, so the host has
+    # pages to take back; then the memory the kernel sees, twice a second.
+    dd if=/dev/zero of=/dev/null bs=256M count=1 2>/dev/null
+    while :; do
+        echo "testhost-guest: meminfo $(awk '/^Mem(Total|Free):/ { sub(":", "", $1); printf "%s=%s ", $1, $2 }' /proc/meminfo)"
+        usleep 500000
+    done ;;
+balloon-hog)
+    # Once the balloon has inflated most of the way (free memory below
+    # 150 MiB and steady for 2 s), ask for more than is left.
+    free() { awk '/^MemFree/ { print $2 }' /proc/meminfo; }
+    last=0
+    while :; do
+        now=$(free)
+        change=$((now > last ? now - last : last - now))
+        [ "$now" -lt 153600 ] && [ "$change" -lt 1024 ] && break
+        last=$now
+        sleep 2
+    done
+    echo "testhost-guest: hog start free_kb=$now"
+    dd if=/dev/zero of=/dev/null bs=320M count=1 2>/dev/null
+    echo "testhost-guest: hog status=$?" ;;
 warnings)
     # Kernel messages of level warning or worse (the console, quiet, shows
     # only errors).

@@ -46,6 +46,7 @@ const GUEST_MODULES: &[&str] = &[
     "virtio_blk",
     "ib700wdt",
     "pvpanic_mmio",
+    "virtio_balloon",
 ];
 
 /// Files under /usr/share that QEMU loads: its ROMs and SeaBIOS.

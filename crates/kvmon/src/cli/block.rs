@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use virtio::block::{Cache, DriveOptions, ErrorPolicy};
 
 use super::opts::{self, Opts, Schema};
+use super::peripherals::Peripherals;
 use super::CliError;
 
 /// A disk of the guest: its drive and the id of its device.
@@ -55,8 +56,6 @@ pub struct Disks {
     disks: Vec<DiskSpec>,
     /// Numbers automatic node names, as QEMU's `#blockNNN`.
     anonymous_nodes: usize,
-    /// Numbers devices without an id, as QEMU's peripheral-anon.
-    anonymous_devices: usize,
 }
 
 const DRIVE: Schema<'static> = Schema {
@@ -80,7 +79,12 @@ const DRIVE: Schema<'static> = Schema {
 
 impl Disks {
     /// `-drive file=P,format=raw,if=none|virtio,id=ID,...`
-    pub fn drive(&mut self, value: &str, location: &str) -> Result<(), CliError> {
+    pub fn drive(
+        &mut self,
+        value: &str,
+        location: &str,
+        peripherals: &mut Peripherals,
+    ) -> Result<(), CliError> {
         let opts = opts::parse(value, &DRIVE, location)?;
         let fail = |message: String| CliError::at(location, message);
         let interface = opts.get("if").unwrap_or("ide");
@@ -129,7 +133,7 @@ impl Disks {
             options.on_read_error = error_policy(policy, true).map_err(fail)?;
         }
         if interface == "virtio" {
-            let qom_path = self.qom_path(None);
+            let qom_path = peripherals.place(None).map_err(fail)?;
             self.disks.push(DiskSpec {
                 drive: options.clone(),
                 device_id: None,
@@ -226,8 +230,14 @@ impl Disks {
         Ok(())
     }
 
-    /// `-device virtio-blk-device,drive=X[,id=Y][,serial=S]` (or JSON).
-    pub fn device(&mut self, opts: &Opts, location: &str) -> Result<(), CliError> {
+    /// `-device virtio-blk-device,drive=X[,id=Y][,serial=S]` (or JSON), at
+    /// `qom_path`.
+    pub fn device(
+        &mut self,
+        opts: &Opts,
+        location: &str,
+        qom_path: String,
+    ) -> Result<(), CliError> {
         let fail = |message: String| CliError::at(location, message);
         const KNOWN: &[&str] = &["driver", "drive", "id", "serial", "bootindex"];
         if let Some(key) = opts.keys().find(|key| !KNOWN.contains(key)) {
@@ -266,16 +276,6 @@ impl Disks {
         if let Some(serial) = opts.get("serial") {
             drive.serial = Some(serial.to_string());
         }
-        if let Some(id) = opts.get("id") {
-            if self
-                .disks
-                .iter()
-                .any(|disk| disk.device_id.as_deref() == Some(id))
-            {
-                return Err(fail(format!("Duplicate device ID '{id}'")));
-            }
-        }
-        let qom_path = self.qom_path(opts.get("id"));
         self.disks.push(DiskSpec {
             drive,
             device_id: opts.get("id").map(str::to_string),
@@ -283,21 +283,6 @@ impl Disks {
             location: opened_at,
         });
         Ok(())
-    }
-
-    /// Where QEMU puts a device: under peripheral by its id, else numbered
-    /// under peripheral-anon.
-    fn qom_path(&mut self, id: Option<&str>) -> String {
-        match id {
-            Some(id) => format!("/machine/peripheral/{id}"),
-            None => {
-                self.anonymous_devices += 1;
-                format!(
-                    "/machine/peripheral-anon/device[{}]",
-                    self.anonymous_devices - 1
-                )
-            }
-        }
     }
 
     /// The drive a device on node `index` uses: a raw node over a file

@@ -30,6 +30,8 @@ pub struct GuestConfig {
     pub ib700: bool,
     /// `-device pvpanic`
     pub pvpanic: Option<PvPanicConfig>,
+    /// `-device virtio-balloon-device`
+    pub balloon: Option<machine::BalloonConfig>,
 }
 
 /// A size with QEMU's suffixes (k, M, G, T, P, E; B for bytes), in

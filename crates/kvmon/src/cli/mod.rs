@@ -2,11 +2,13 @@
 //! dash, the value in the next word, every option checked before any is
 //! acted on, errors as `PROG: LOCATION: MESSAGE`.
 
+mod balloon;
 mod block;
 mod chardev;
 mod guest;
 mod help;
 mod opts;
+mod peripherals;
 mod platform;
 mod serial;
 
@@ -218,6 +220,8 @@ struct Builder {
     mons: Vec<(String, bool, String)>,
     compat_count: usize,
     disks: block::Disks,
+    balloon: Option<machine::BalloonConfig>,
+    peripherals: peripherals::Peripherals,
     platform: platform::Platform,
     warnings: Vec<String>,
 }
@@ -323,7 +327,7 @@ impl Builder {
                 }
             }
             "nographic" => self.nographic = true,
-            "drive" => self.disks.drive(value, &location)?,
+            "drive" => self.disks.drive(value, &location, &mut self.peripherals)?,
             "blockdev" => self.disks.blockdev(value, &location)?,
             "device" => self.device(value, &location)?,
             "nodefaults" => self.nodefaults = true,
@@ -345,23 +349,43 @@ impl Builder {
         Ok(None)
     }
 
-    /// `-device`: the disks' (virtio-blk-device), the ib700 watchdog and
-    /// pvpanic.
+    /// `-device`: the disks' (virtio-blk-device), the balloon, the ib700
+    /// watchdog and pvpanic.  As QEMU, a device takes its place in the QOM
+    /// tree before its properties are set.
     fn device(&mut self, value: &str, location: &str) -> Result<(), CliError> {
         let opts = block::structured(value, location)?;
-        match opts.get("driver") {
-            Some("virtio-blk-device") => self.disks.device(&opts, location),
-            Some("ib700") => self.platform.ib700(&opts, location),
-            Some("pvpanic") => self.platform.pvpanic(&opts, location),
-            Some("virtio-blk-pci") => Err(CliError::at(
-                location,
-                "kvmon's virtio devices are virtio-mmio: use virtio-blk-device",
-            )),
-            Some(other) => Err(CliError::at(
-                location,
-                format!("'{other}' is not a valid device model name"),
-            )),
-            None => Err(CliError::at(location, "Parameter 'driver' is missing")),
+        let driver = match opts.get("driver") {
+            Some(
+                driver @ ("virtio-blk-device" | "virtio-balloon-device" | "ib700" | "pvpanic"),
+            ) => driver,
+            Some(pci @ ("virtio-blk-pci" | "virtio-balloon-pci")) => {
+                let mmio = pci.replace("-pci", "-device");
+                return Err(CliError::at(
+                    location,
+                    format!("kvmon's virtio devices are virtio-mmio: use {mmio}"),
+                ));
+            }
+            Some(other) => {
+                return Err(CliError::at(
+                    location,
+                    format!("'{other}' is not a valid device model name"),
+                ))
+            }
+            None => return Err(CliError::at(location, "Parameter 'driver' is missing")),
+        };
+        let qom_path = self
+            .peripherals
+            .place(opts.get("id"))
+            .map_err(|message| CliError::at(location, message))?;
+        match driver {
+            "virtio-blk-device" => self.disks.device(&opts, location, qom_path),
+            "virtio-balloon-device" => {
+                let spec = balloon::device(&opts, location, qom_path, self.balloon.as_ref())?;
+                self.balloon = Some(spec);
+                Ok(())
+            }
+            "ib700" => self.platform.ib700(&opts, location),
+            _ => self.platform.pvpanic(&opts, location),
         }
     }
 
@@ -517,6 +541,7 @@ impl Builder {
             rtc: self.platform.rtc_config(),
             ib700: self.platform.ib700_config(),
             pvpanic: self.platform.pvpanic_config(),
+            balloon: self.balloon.clone(),
         })
     }
 
@@ -658,6 +683,62 @@ mod tests {
             ),
         ] {
             assert_eq!(run(args).unwrap_err(), error, "{args}");
+        }
+    }
+
+    #[test]
+    fn the_balloon_takes_qemus_properties_and_devices_their_qom_paths() {
+        let config = run("-drive file=/dev/null,if=virtio -device ib700 \
+             -device virtio-balloon-device,deflate-on-oom=on,free-page-reporting=yes,\
+             guest-stats-polling-interval=5")
+        .unwrap();
+        let balloon = config.guest.unwrap().balloon.unwrap();
+        assert_eq!(
+            balloon.options,
+            virtio::balloon::BalloonOptions {
+                deflate_on_oom: true,
+                free_page_reporting: true,
+                stats_polling_interval: 5,
+            }
+        );
+        // The disk and the watchdog came first.
+        assert_eq!(balloon.qom_path, "/machine/peripheral-anon/device[2]");
+        let config = run("-device virtio-balloon-device,id=b0").unwrap();
+        let balloon = config.guest.unwrap().balloon.unwrap();
+        assert_eq!(balloon.qom_path, "/machine/peripheral/b0");
+        assert_eq!(balloon.options, Default::default());
+    }
+
+    #[test]
+    fn balloon_errors_are_qemus() {
+        let device = "-device virtio-balloon-device";
+        for (args, error) in [
+            (
+                format!("{device},deflate-on-oom=maybe"),
+                format!("{device},deflate-on-oom=maybe: Parameter 'deflate-on-oom' expects 'on' or 'off'"),
+            ),
+            (
+                format!("{device},bogus=1"),
+                format!("{device},bogus=1: Property 'virtio-balloon-device.bogus' not found"),
+            ),
+            (
+                format!("{device},id=b1 {device},id=b2"),
+                format!("{device},id=b2: Only one balloon device is supported"),
+            ),
+            (
+                format!("{device},id=a -device ib700,id=a"),
+                "-device ib700,id=a: Duplicate ID 'a' for device".to_string(),
+            ),
+            (
+                format!("{device},guest-stats-polling-interval=-1"),
+                format!("{device},guest-stats-polling-interval=-1: timer value must be greater than zero"),
+            ),
+            (
+                "-device virtio-balloon-pci".to_string(),
+                "-device virtio-balloon-pci: kvmon's virtio devices are virtio-mmio: use virtio-balloon-device".to_string(),
+            ),
+        ] {
+            assert_eq!(run(&args).unwrap_err(), error, "{args}");
         }
     }
 

@@ -31,7 +31,7 @@ use qmp::QmpError;
 use virtio::MmioTransport;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
-pub use crate::BlockDevice;
+pub use crate::{BalloonConfig, BalloonDevice, BlockDevice};
 pub use boot::{BootSource, Image};
 pub use devices::{utc_seconds, RtcBase, RtcClock, RtcConfig, PVPANIC_EVENTS, PVPANIC_PORT};
 pub use platform_devices::{PlatformConfig, PvPanicConfig};
@@ -58,6 +58,8 @@ pub struct KvmConfig {
     pub platform: PlatformConfig,
     /// virtio-blk devices, in the order of their transports.
     pub disks: Vec<BlockDevice>,
+    /// The balloon, on the transport after the disks'.
+    pub balloon: Option<BalloonConfig>,
 }
 
 impl std::fmt::Debug for KvmConfig {
@@ -68,6 +70,7 @@ impl std::fmt::Debug for KvmConfig {
             .field("boot", &self.boot.kernel_name)
             .field("platform", &self.platform)
             .field("disks", &self.disks)
+            .field("balloon", &self.balloon)
             .finish()
     }
 }
@@ -94,6 +97,7 @@ pub struct KvmPlatform {
     timers: Timers,
     virtio: Vec<Arc<Mutex<MmioTransport>>>,
     disks: Vec<BlockDevice>,
+    balloon: Option<BalloonDevice>,
     requests: Inbox,
     /// Kept alive for the vCPU threads' sake: they hold the VM's fds.
     _kvm: Kvm,
@@ -162,6 +166,7 @@ impl KvmPlatform {
             Ok(line)
         };
         let clock = VirtualClock::new();
+        let balloon_events = events.clone();
         let devices = platform_devices::attach(
             config.platform,
             &mut pio,
@@ -174,14 +179,18 @@ impl KvmPlatform {
                 vcpus: config.vcpus,
             },
         )?;
+        let mut virtio_devices = virtio_devices::block_devices(&config.disks, &requests);
+        let balloon = match &config.balloon {
+            Some(balloon) => {
+                let (device, handle) =
+                    virtio_devices::balloon(balloon, config.ram_size, balloon_events)?;
+                virtio_devices.push(device);
+                Some(handle)
+            }
+            None => None,
+        };
         let mut mmio = Bus::new();
-        let virtio = virtio_devices::attach(
-            &vm,
-            &memory,
-            &mut mmio,
-            &irq,
-            virtio_devices::block_devices(&config.disks, &requests),
-        )?;
+        let virtio = virtio_devices::attach(&vm, &memory, &mut mmio, &irq, virtio_devices)?;
 
         let acpi = {
             let transports = virtio
@@ -253,6 +262,7 @@ impl KvmPlatform {
             timers,
             virtio,
             disks: config.disks,
+            balloon,
             requests: receiver,
             _kvm: kvm,
         })
@@ -272,6 +282,9 @@ impl KvmPlatform {
         self.devices.reset();
         for transport in &self.virtio {
             devices::lock(transport).reset();
+        }
+        if let Some(balloon) = &self.balloon {
+            balloon.handle.machine_reset();
         }
         self.acpi.write(&self.memory)?;
         boot::load(&self.memory, self.ram_size, &self.boot, self.acpi.rsdp).map_err(|e| e.0)
@@ -392,6 +405,10 @@ impl Platform for KvmPlatform {
 
     fn disks(&self) -> &[BlockDevice] {
         &self.disks
+    }
+
+    fn balloon(&self) -> Option<&BalloonDevice> {
+        self.balloon.as_ref()
     }
 
     fn take_requests(&mut self) -> Vec<Request> {

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 
 use devices::{Bus, IrqLine};
+use events::{BalloonChangeEvent, Publisher};
 use kvm_ioctls::{IoEventAddress, VmFd};
+use virtio::balloon::Balloon;
 use virtio::block::{Block, IoError, IoErrorSink};
 use virtio::{Interrupt, MmioTransport, VirtioDevice, MMIO_WINDOW};
 use vm_memory::GuestMemoryMmap;
@@ -13,7 +15,7 @@ use vm_memory::GuestMemoryMmap;
 use super::kvm_error;
 use super::layout::{VIRTIO_GSI_BASE, VIRTIO_MMIO_BASE, VIRTIO_SLOTS};
 use super::requests::Requests;
-use crate::{BlockDevice, Request};
+use crate::{BalloonConfig, BalloonDevice, BlockDevice, Request};
 
 impl IoErrorSink for Requests {
     fn io_error(&self, error: &IoError) {
@@ -61,4 +63,20 @@ pub fn block_devices(disks: &[BlockDevice], requests: &Requests) -> Vec<Box<dyn 
             Box::new(block) as Box<dyn VirtioDevice>
         })
         .collect()
+}
+
+/// The balloon, whose size changes are published as BALLOON_CHANGE.
+pub fn balloon(
+    config: &BalloonConfig,
+    ram_size: u64,
+    events: Publisher,
+) -> Result<(Box<dyn VirtioDevice>, BalloonDevice), String> {
+    let on_change = Box::new(move |actual| events.publish(BalloonChangeEvent { actual }));
+    let balloon = Balloon::new(config.options, ram_size, on_change)
+        .map_err(|e| format!("cannot create the balloon: {e}"))?;
+    let device = BalloonDevice {
+        handle: balloon.handle(),
+        qom_path: config.qom_path.clone(),
+    };
+    Ok((Box::new(balloon), device))
 }

@@ -1,6 +1,7 @@
 //! kvmon's QMP commands, declared once each, and the interface through which
 //! the monitor hands the machine's commands to the machine.
 
+mod balloon;
 mod block;
 pub mod control;
 mod cpus;
@@ -9,9 +10,11 @@ pub mod introspection;
 mod machine_info;
 mod migration;
 mod power;
+mod qom;
 mod run_state;
 mod yank;
 
+pub use balloon::{Balloon, BalloonInfo, QueryBalloon};
 pub use block::*;
 pub use control::{
     CommandInfo, QMPCapability, QmpCapabilities, QueryCommands, QueryQmpSchema, QueryVersion,
@@ -30,6 +33,7 @@ pub use power::{
     GuestPanicAction, GuestPanicInformation, PanicAction, RebootAction, SetAction, ShutdownAction,
     SystemPowerdown, SystemReset, WatchdogAction, WatchdogSetAction,
 };
+pub use qom::{QomGet, QomSet};
 pub use run_state::{Cont, QueryStatus, Quit, Stop};
 pub use yank::{
     QueryYank, Yank, YankInstance, YankInstanceBase, YankInstanceChardev, YankInstanceType,
@@ -65,6 +69,10 @@ pub trait MachineCommands:
     + Handles<QueryBlock>
     + Handles<QueryBlockstats>
     + Handles<BlockResize>
+    + Handles<Balloon>
+    + Handles<QueryBalloon>
+    + Handles<QomGet>
+    + Handles<QomSet>
 {
     /// Set once the machine has finished (after `quit`, a signal, or a guest
     /// shutdown without `-no-shutdown`): no further command runs, and kvmon

@@ -15,20 +15,18 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use virtio_bindings::virtio_blk::*;
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::QueueT;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub use drive::{Drive, IoStatus};
 pub use options::{Cache, DriveOptions, ErrorAction, ErrorPolicy};
 pub use stats::{Counters, Operation, Stats};
 
 use crate::device::{ActivateError, Activation, VirtioDevice};
-use crate::AdaptivePoll;
+use crate::{AdaptivePoll, DeviceThread};
 use worker::{Worker, ID_BYTES};
 
 /// virtio-blk counts in 512-byte sectors, whatever the block size.
@@ -77,9 +75,8 @@ pub struct Block {
     drive: Arc<Drive>,
     qom_path: String,
     errors: Arc<dyn IoErrorSink>,
-    /// The I/O thread while the driver has the device running, and how to
-    /// stop it.
-    worker: Option<(EventFd, JoinHandle<()>)>,
+    /// The I/O thread while the driver has the device running.
+    worker: Option<DeviceThread>,
 }
 
 impl std::fmt::Debug for Block {
@@ -102,12 +99,8 @@ impl Block {
     }
 
     fn stop_worker(&mut self) {
-        if let Some((stop, thread)) = self.worker.take() {
-            if let Err(error) = stop.write(1) {
-                log::error!("cannot stop a block device's I/O thread: {error}");
-                return;
-            }
-            let _ = thread.join();
+        if let Some(worker) = self.worker.take() {
+            worker.stop();
         }
         self.drive.set_config_interrupt(None);
     }
@@ -191,32 +184,30 @@ impl VirtioDevice for Block {
             return Err(ActivateError("the block device has no queue".into()));
         };
         queue.set_event_idx(accepted & 1 << VIRTIO_RING_F_EVENT_IDX != 0);
-        let stop = EventFd::new(EFD_NONBLOCK)
-            .map_err(|e| ActivateError(format!("cannot create an event: {e}")))?;
-        let worker = Worker {
-            memory,
-            queue,
-            notifier,
-            stop: stop
-                .try_clone()
-                .map_err(|e| ActivateError(format!("cannot share an event: {e}")))?,
-            interrupt: interrupt.clone(),
-            drive: self.drive.clone(),
-            errors: self.errors.clone(),
-            serial: self.serial(),
-            qom_path: self.qom_path.clone(),
-            parked: VecDeque::new(),
-            polling: AdaptivePoll::default(),
-        };
+        let (drive, errors) = (self.drive.clone(), self.errors.clone());
+        let (serial, qom_path) = (self.serial(), self.qom_path.clone());
+        let device_interrupt = interrupt.clone();
         let name = match self.drive.options().id.as_str() {
             "" => "virtio-blk".to_string(),
             id => format!("virtio-blk {id}"),
         };
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || worker.run())
-            .map_err(|e| ActivateError(format!("cannot start the I/O thread: {e}")))?;
-        self.worker = Some((stop, thread));
+        let worker = move |stop| {
+            let worker = Worker {
+                memory,
+                queue,
+                notifier,
+                stop,
+                interrupt: device_interrupt,
+                drive,
+                errors,
+                serial,
+                qom_path,
+                parked: VecDeque::new(),
+                polling: AdaptivePoll::default(),
+            };
+            worker.run()
+        };
+        self.worker = Some(DeviceThread::spawn(name, worker)?);
         self.drive.set_config_interrupt(Some(interrupt));
         Ok(())
     }
