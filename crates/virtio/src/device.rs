@@ -38,6 +38,23 @@ pub trait VirtioDevice: Send {
     fn reset(&mut self);
 }
 
+/// The part of a configuration space `config` that `offset` and `len`
+/// name, clamped to it: (start, end) in it.
+pub(crate) fn config_window(config: &[u8], offset: u64, len: usize) -> (usize, usize) {
+    let start = usize::try_from(offset)
+        .unwrap_or(config.len())
+        .min(config.len());
+    (start, start.saturating_add(len).min(config.len()))
+}
+
+/// Reads `data` from configuration space `config` at `offset`; bytes past
+/// its end read 0.
+pub(crate) fn read_config_space(config: &[u8], offset: u64, data: &mut [u8]) {
+    let (start, end) = config_window(config, offset, data.len());
+    data.fill(0);
+    data[..end - start].copy_from_slice(&config[start..end]);
+}
+
 /// What an activated device works with.
 #[derive(Debug)]
 pub struct Activation {

@@ -2,6 +2,8 @@
 //! activation with an event that tells it to end, ended (and joined) on a
 //! reset or when the device goes.
 
+use std::io;
+use std::os::fd::RawFd;
 use std::thread::JoinHandle;
 
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -38,5 +40,29 @@ impl DeviceThread {
             return;
         }
         let _ = self.thread.join();
+    }
+}
+
+/// Waits until one of `wanted` (an fd and the poll events it waits for)
+/// is ready; returns each one's events, in order.
+pub(crate) fn wait_for(wanted: &[(RawFd, libc::c_short)]) -> io::Result<Vec<libc::c_short>> {
+    let mut fds: Vec<libc::pollfd> = wanted
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `fds` is a live array of fds.len() pollfd entries.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if ready >= 0 {
+            return Ok(fds.iter().map(|fd| fd.revents).collect());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
     }
 }

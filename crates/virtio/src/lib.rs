@@ -11,11 +11,13 @@ pub mod block;
 mod device;
 mod device_thread;
 mod mmio;
+pub mod net;
 mod polling;
+mod segments;
 #[cfg(test)]
 mod testing;
 
 pub use device::{ActivateError, Activation, Interrupt, VirtioDevice};
-pub(crate) use device_thread::DeviceThread;
+pub(crate) use device_thread::{wait_for, DeviceThread};
 pub use mmio::{MmioTransport, MMIO_WINDOW};
 pub(crate) use polling::AdaptivePoll;

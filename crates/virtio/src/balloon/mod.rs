@@ -20,7 +20,9 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 pub use pages::{release_frames, release_range, Released, PAGE_SHIFT, PAGE_SIZE};
 pub use stats::{GuestStats, STAT_NAMES};
 
-use crate::device::{ActivateError, Activation, Interrupt, VirtioDevice};
+use crate::device::{
+    config_window, read_config_space, ActivateError, Activation, Interrupt, VirtioDevice,
+};
 use crate::DeviceThread;
 use worker::Worker;
 
@@ -217,14 +219,6 @@ impl Drop for Balloon {
     }
 }
 
-/// The part of `config` that `offset` and `len` name: (start, end) in it.
-fn window(offset: u64, len: usize) -> (usize, usize) {
-    let start = usize::try_from(offset)
-        .unwrap_or(CONFIG_LEN)
-        .min(CONFIG_LEN);
-    (start, start.saturating_add(len).min(CONFIG_LEN))
-}
-
 fn word(config: &[u8; CONFIG_LEN], at: usize) -> u32 {
     u32::from_le_bytes([config[at], config[at + 1], config[at + 2], config[at + 3]])
 }
@@ -255,17 +249,14 @@ impl VirtioDevice for Balloon {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        let config = self.config();
-        let (start, end) = window(offset, data.len());
-        data.fill(0);
-        data[..end - start].copy_from_slice(&config[start..end]);
+        read_config_space(&self.config(), offset, data);
     }
 
     /// The driver writes `actual` as it inflates and deflates (and
     /// poison_val); a change of `actual` is reported.
     fn write_config(&mut self, offset: u64, data: &[u8]) {
         let mut config = self.config();
-        let (start, end) = window(offset, data.len());
+        let (start, end) = config_window(&config, offset, data.len());
         config[start..end].copy_from_slice(&data[..end - start]);
         let actual_pages = word(&config, ACTUAL);
         let changed = {

@@ -17,6 +17,7 @@ use super::pages::{release_frames, release_range};
 use super::stats::ENTRY_LEN;
 use super::{BalloonHandle, F_REPORTING, F_STATS_VQ};
 use crate::device::{Activation, Interrupt};
+use crate::wait_for;
 
 type Chain<'m> = DescriptorChain<&'m GuestMemoryMmap>;
 
@@ -100,28 +101,23 @@ impl Worker {
             self.serve_queue(index);
         }
         loop {
-            let mut fds: Vec<libc::pollfd> = [&stop, &self.polling_changed]
-                .into_iter()
-                .map(AsRawFd::as_raw_fd)
-                .chain([self.polling.fd()])
-                .chain(self.queues.iter().map(|q| q.notifier.as_raw_fd()))
-                .map(|fd| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect();
-            // SAFETY: `fds` is a live array of fds.len() pollfd entries.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-            if ready < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            let wanted: Vec<_> = [
+                stop.as_raw_fd(),
+                self.polling_changed.as_raw_fd(),
+                self.polling.fd(),
+            ]
+            .into_iter()
+            .chain(self.queues.iter().map(|q| q.notifier.as_raw_fd()))
+            .map(|fd| (fd, libc::POLLIN))
+            .collect();
+            let fired = match wait_for(&wanted) {
+                Ok(fired) => fired,
+                Err(error) => {
+                    log::error!("the balloon's thread cannot wait for work: {error}");
+                    return;
                 }
-                log::error!("the balloon's thread cannot wait for work: {error}");
-                return;
-            }
-            let readable = |i: usize| fds[i].revents != 0;
+            };
+            let readable = |i: usize| fired[i] != 0;
             if readable(0) {
                 return;
             }

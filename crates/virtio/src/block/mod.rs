@@ -25,7 +25,7 @@ pub use drive::{Drive, IoStatus};
 pub use options::{Cache, DriveOptions, ErrorAction, ErrorPolicy};
 pub use stats::{Counters, Operation, Stats};
 
-use crate::device::{ActivateError, Activation, VirtioDevice};
+use crate::device::{read_config_space, ActivateError, Activation, VirtioDevice};
 use crate::{AdaptivePoll, DeviceThread};
 use worker::{Worker, ID_BYTES};
 
@@ -161,12 +161,7 @@ impl VirtioDevice for Block {
         put(48, &(MAX_DISCARD_SECTORS as u32).to_le_bytes());
         put(52, &1u32.to_le_bytes());
         put(56, &[unmap]);
-        data.fill(0);
-        let start = usize::try_from(offset)
-            .unwrap_or(CONFIG_LEN)
-            .min(CONFIG_LEN);
-        let end = start.saturating_add(data.len()).min(CONFIG_LEN);
-        data[..end - start].copy_from_slice(&config[start..end]);
+        read_config_space(&config, offset, data);
     }
 
     fn activate(&mut self, activation: Activation) -> Result<(), ActivateError> {

@@ -1,0 +1,329 @@
+//! The NIC driven as a guest driver would, on a real tap whose other side
+//! the test holds with a packet socket: frames both ways, with and without
+//! mergeable buffers, the filter, the control queue's answers, and chains
+//! no driver should send.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use devices::IrqLine;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::*;
+use crate::testing::{Desc, DriverQueue};
+use crate::{Activation, Interrupt, VirtioDevice};
+
+const MEMORY: usize = 4 << 20;
+const RINGS: u64 = 0x10_0000;
+const BUFFERS: u64 = 0x20_0000;
+const MAC: Mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+/// A local experimental EtherType, so the kernel's own frames on the tap
+/// are told apart.
+const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+
+/// The host's side of the tap: a packet socket bound to it.
+struct Wire(OwnedFd);
+
+fn unique_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "kvt{}n{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn os<T: PartialOrd + Default>(result: T) -> io::Result<T> {
+    match result < T::default() {
+        true => Err(io::Error::last_os_error()),
+        false => Ok(result),
+    }
+}
+
+impl Wire {
+    /// Brings `name` up and binds a packet socket to it.
+    fn attach(name: &str) -> Wire {
+        // SAFETY: socket() with constant arguments; the fd is checked.
+        let control = os(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) }).unwrap();
+        // SAFETY: a fresh fd owned from here on.
+        let control = unsafe { OwnedFd::from_raw_fd(control) };
+        // SAFETY: ifreq is plain data; all zeroes is valid.
+        let mut ifreq: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (to, from) in ifreq.ifr_name.iter_mut().zip(name.bytes()) {
+            *to = from as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS/SIOCGIFINDEX read and write the
+        // ifreq, which lives across the calls.
+        let index = unsafe {
+            os(libc::ioctl(
+                control.as_raw_fd(),
+                libc::SIOCGIFFLAGS,
+                &mut ifreq,
+            ))
+            .unwrap();
+            ifreq.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            os(libc::ioctl(
+                control.as_raw_fd(),
+                libc::SIOCSIFFLAGS,
+                &mut ifreq,
+            ))
+            .unwrap();
+            os(libc::ioctl(
+                control.as_raw_fd(),
+                libc::SIOCGIFINDEX,
+                &mut ifreq,
+            ))
+            .unwrap();
+            ifreq.ifr_ifru.ifru_ifindex
+        };
+        let protocol = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: socket() with constant arguments; the fd is checked.
+        let fd = os(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+                i32::from(protocol),
+            )
+        })
+        .unwrap();
+        // SAFETY: a fresh fd owned from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain data; all zeroes is valid.
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = protocol;
+        address.sll_ifindex = index;
+        // SAFETY: bind reads `size_of::<sockaddr_ll>()` bytes of `address`.
+        os(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&address as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        })
+        .unwrap();
+        Wire(fd)
+    }
+
+    fn send(&self, frame: &[u8]) {
+        // SAFETY: send reads frame.len() bytes of `frame`.
+        let sent = unsafe { libc::send(self.0.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(sent, frame.len() as isize, "{}", io::Error::last_os_error());
+    }
+
+    /// The next frame of the test's EtherType the host sees, if any.
+    fn receive(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut buffer = vec![0u8; 70_000];
+        while Instant::now() < deadline {
+            // SAFETY: recv writes at most buffer.len() bytes into `buffer`.
+            let len = unsafe {
+                libc::recv(
+                    self.0.as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                    0,
+                )
+            };
+            if len >= 14 && buffer[12..14] == ETHERTYPE {
+                return Some(buffer[..len as usize].to_vec());
+            }
+            if len < 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        None
+    }
+}
+
+fn frame(destination: Mac, payload_len: usize) -> Vec<u8> {
+    let mut frame = destination.to_vec();
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    frame.extend_from_slice(&ETHERTYPE);
+    frame.extend((0..payload_len).map(|i| i as u8));
+    frame
+}
+
+struct Driver {
+    memory: GuestMemoryMmap,
+    net: Net,
+    queues: Vec<DriverQueue>,
+    wire: Wire,
+    announced: Arc<Mutex<usize>>,
+}
+
+impl Driver {
+    fn new(features: u64) -> Driver {
+        let name = unique_name();
+        let tap = Tap::open(&name).unwrap();
+        let wire = Wire::attach(&name);
+        let announced = Arc::new(Mutex::new(0));
+        let count = announced.clone();
+        let mut net = Net::new(tap, MAC, Box::new(move || *count.lock().unwrap() += 1));
+        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEMORY)]).unwrap();
+        let queues: Vec<DriverQueue> = (0..3)
+            .map(|i| DriverQueue::new(&memory, RINGS + 0x4000 * i as u64, 16))
+            .collect();
+        net.activate(Activation {
+            memory: memory.clone(),
+            queues: queues.iter().map(|q| q.queue(256)).collect(),
+            notifiers: queues.iter().map(DriverQueue::notifier).collect(),
+            accepted: net.features() & features,
+            interrupt: Interrupt::new(IrqLine::new(5).unwrap()),
+        })
+        .unwrap();
+        Driver {
+            memory,
+            net,
+            queues,
+            wire,
+            announced,
+        }
+    }
+
+    /// Offers receive buffers of `size` bytes, heads 0.., one descriptor each.
+    fn offer_rx(&mut self, count: u16, size: u32) {
+        for i in 0..count {
+            let at = BUFFERS + u64::from(i) * 0x1_0000;
+            self.queues[0].write_chain(i, &[(at, size, true)], false);
+            self.queues[0].offer(i);
+        }
+    }
+
+    fn transmit(&mut self, chain: &[Desc]) -> (u32, u32) {
+        self.queues[1].write_chain(0, chain, false);
+        self.queues[1].submit(0)
+    }
+
+    fn control(&mut self, class: u8, command: u8, data: &[u8]) -> u8 {
+        let mut bytes = vec![class, command];
+        bytes.extend_from_slice(data);
+        let (at, ack) = (BUFFERS, BUFFERS + 0x8000);
+        self.memory.write_slice(&bytes, GuestAddress(at)).unwrap();
+        self.memory.write_obj(0xeeu8, GuestAddress(ack)).unwrap();
+        self.queues[2].write_chain(0, &[(at, bytes.len() as u32, false), (ack, 1, true)], false);
+        assert_eq!(self.queues[2].submit(0).1, 1);
+        self.memory.read_obj(GuestAddress(ack)).unwrap()
+    }
+
+    fn guest_bytes(&self, at: u64, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0; len];
+        self.memory
+            .read_slice(&mut bytes, GuestAddress(at))
+            .unwrap();
+        bytes
+    }
+}
+
+const ALL: u64 = u64::MAX;
+
+#[test]
+fn frames_go_out_through_the_tap_with_their_header_stripped() {
+    let mut d = Driver::new(ALL);
+    let sent = frame([0x02, 0, 0, 0, 0, 9], 100);
+    // The header in one descriptor, the frame in two.
+    d.memory
+        .write_slice(&[0; VNET_HDR_LEN], GuestAddress(BUFFERS))
+        .unwrap();
+    d.memory
+        .write_slice(&sent, GuestAddress(BUFFERS + 0x100))
+        .unwrap();
+    let chain = [
+        (BUFFERS, VNET_HDR_LEN as u32, false),
+        (BUFFERS + 0x100, 20, false),
+        (BUFFERS + 0x114, sent.len() as u32 - 20, false),
+    ];
+    assert_eq!(d.transmit(&chain), (0, 0));
+    assert_eq!(d.wire.receive(Duration::from_secs(5)), Some(sent));
+    // No frame at all, and one outside memory: returned, counted, not sent.
+    assert_eq!(d.transmit(&[(BUFFERS, 4, false)]), (0, 0));
+    assert_eq!(d.transmit(&[(MEMORY as u64 - 8, 64, false)]), (0, 0));
+    assert_eq!(
+        d.net.handle().counters().tx_errors.load(Ordering::SeqCst),
+        2
+    );
+    assert_eq!(d.wire.receive(Duration::from_millis(200)), None);
+}
+
+#[test]
+fn frames_come_in_across_mergeable_buffers_with_their_count() {
+    let mut d = Driver::new(ALL);
+    d.offer_rx(16, 512);
+    let sent = frame(MAC, 1400);
+    d.wire.send(&sent);
+    // Skip the kernel's own frames (IPv6 and the like) to find ours.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (id, len) = d.queues[0]
+            .next_used(Duration::from_secs(5))
+            .expect("no frame");
+        let at = BUFFERS + u64::from(id) * 0x1_0000;
+        let header = d.guest_bytes(at, VNET_HDR_LEN + 14);
+        if header[VNET_HDR_LEN + 12..] == ETHERTYPE {
+            let buffers = u16::from_le_bytes([header[10], header[11]]);
+            assert_eq!(buffers, 3, "12 + 1414 bytes in 512-byte buffers");
+            assert_eq!(len, 512);
+            let mut got = d.guest_bytes(at + VNET_HDR_LEN as u64, 512 - VNET_HDR_LEN);
+            for _ in 1..buffers {
+                let (id, len) = d.queues[0].next_used(Duration::from_secs(5)).unwrap();
+                got.extend(d.guest_bytes(BUFFERS + u64::from(id) * 0x1_0000, len as usize));
+            }
+            assert_eq!(got, sent);
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+}
+
+#[test]
+fn the_control_queue_sets_the_filter_and_refuses_bad_commands() {
+    let mut d = Driver::new(ALL);
+    let (ok, err) = (VIRTIO_NET_OK as u8, VIRTIO_NET_ERR as u8);
+    assert_eq!(d.control(0, 0, &[0]), ok, "promiscuous off");
+    assert_eq!(*d.announced.lock().unwrap(), 1);
+    assert_eq!(d.control(0, 1, &[1]), ok, "all multicast");
+    assert_eq!(*d.announced.lock().unwrap(), 1, "once until queried");
+    let filter = d.net.handle().query_filter();
+    assert!(!filter.promisc && filter.allmulti);
+    assert_eq!(d.control(0, 0, &[]), err, "no data");
+    assert_eq!(
+        d.control(1, 0, &[0xff, 0xff, 0xff, 0xff]),
+        err,
+        "a table past its data"
+    );
+    assert_eq!(
+        *d.announced.lock().unwrap(),
+        1,
+        "refused commands change nothing"
+    );
+    assert_eq!(d.control(2, 0, &5u16.to_le_bytes()), ok, "VLAN 5");
+    assert_eq!(
+        *d.announced.lock().unwrap(),
+        2,
+        "announced again after the query"
+    );
+    assert_eq!(d.control(77, 0, &[]), err);
+    // No multicast: only its own address passes (and broadcasts).
+    assert_eq!(d.control(0, 3, &[1]), ok);
+    d.offer_rx(2, 0x8000);
+    d.wire.send(&frame([0x02, 0, 0, 0, 0, 7], 50));
+    d.wire.send(&frame(MAC, 50));
+    let (id, len) = d.queues[0].next_used(Duration::from_secs(5)).unwrap();
+    let got = d.guest_bytes(BUFFERS + u64::from(id) * 0x1_0000, len as usize);
+    assert_eq!(got[VNET_HDR_LEN..VNET_HDR_LEN + 6], MAC);
+}
+
+#[test]
+fn the_link_status_is_in_the_configuration_space() {
+    let d = Driver::new(ALL);
+    let mut config = [0u8; 10];
+    d.net.read_config(0, &mut config);
+    assert_eq!(config[..6], MAC);
+    assert_eq!(config[6], VIRTIO_NET_S_LINK_UP as u8);
+    d.net.handle().set_link(false);
+    d.net.read_config(6, &mut config[..2]);
+    assert_eq!(config[0], 0);
+}

@@ -1,0 +1,426 @@
+//! A NIC's thread while the driver runs it.  It waits for the queues'
+//! notifiers and the tap, and moves frames: from the tap through the
+//! receive filter into the guest's receive buffers (spread over several
+//! when they are mergeable), and from the transmit queue to the tap
+//! straight out of guest memory.  It answers the control queue too.  A
+//! full tap or a guest without buffers makes it wait, never drop what the
+//! guest sent; what the tap refuses is counted and logged.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+
+use virtio_bindings::virtio_net::*;
+use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+
+use super::ctrl::{self, Effect};
+use super::tap::{Tap, VNET_HDR_LEN};
+use super::{NetCounters, NetHandle};
+use crate::device::{Activation, Interrupt};
+use crate::segments::{Segment, Segments};
+use crate::wait_for;
+
+/// The most a frame from the tap can take: the header, 64 KiB of
+/// segmentation offload, and room (QEMU's NET_BUFSIZE).
+const FRAME_BUFFER: usize = 4096 + 65536;
+/// An Ethernet header: the least a frame holds.
+const ETHERNET_HEADER: usize = 14;
+/// Where the header's `num_buffers` is.
+const NUM_BUFFERS: usize = 10;
+
+type Chain<'m> = DescriptorChain<&'m GuestMemoryMmap>;
+
+pub(super) struct Worker {
+    memory: GuestMemoryMmap,
+    tap: Tap,
+    handle: NetHandle,
+    interrupt: Interrupt,
+    rx: Queue,
+    tx: Queue,
+    ctrl: Option<Queue>,
+    /// Receive, transmit and control, as the queues.
+    notifiers: Vec<EventFd>,
+    mergeable: bool,
+    /// A frame read from the tap, waiting for receive buffers (its length;
+    /// 0 for none).
+    frame: Vec<u8>,
+    pending: usize,
+    /// The guest has no receive buffers: the tap is not read meanwhile.
+    starved: bool,
+    /// The tap took no more: transmitting waits until it is writable.
+    blocked: bool,
+    /// Transmit errors logged, so a vanished tap does not flood the log.
+    errors_logged: u64,
+}
+
+/// The tap offloads the guest's receive features allow.
+fn tap_offloads(guest: u64) -> libc::c_uint {
+    [
+        (VIRTIO_NET_F_GUEST_CSUM, libc::TUN_F_CSUM),
+        (VIRTIO_NET_F_GUEST_TSO4, libc::TUN_F_TSO4),
+        (VIRTIO_NET_F_GUEST_TSO6, libc::TUN_F_TSO6),
+        (VIRTIO_NET_F_GUEST_ECN, libc::TUN_F_TSO_ECN),
+    ]
+    .into_iter()
+    .filter(|(feature, _)| guest & 1 << feature != 0)
+    .fold(0, |offloads, (_, flag)| offloads | flag)
+}
+
+impl Worker {
+    pub fn new(activation: Activation, tap: Tap, handle: NetHandle) -> io::Result<Worker> {
+        let Activation {
+            memory,
+            queues,
+            notifiers,
+            accepted,
+            interrupt,
+        } = activation;
+        let mut queues = queues.into_iter();
+        let (Some(rx), Some(tx)) = (queues.next(), queues.next()) else {
+            return Err(io::Error::other(
+                "the NIC has no receive and transmit queues",
+            ));
+        };
+        let ctrl = queues
+            .next()
+            .filter(|_| accepted & 1 << VIRTIO_NET_F_CTRL_VQ != 0);
+        tap.set_offloads(tap_offloads(accepted))?;
+        Ok(Worker {
+            memory,
+            tap,
+            handle,
+            interrupt,
+            rx,
+            tx,
+            ctrl,
+            notifiers,
+            mergeable: accepted & 1 << VIRTIO_NET_F_MRG_RXBUF != 0,
+            frame: vec![0; FRAME_BUFFER],
+            pending: 0,
+            starved: false,
+            blocked: false,
+            errors_logged: 0,
+        })
+    }
+
+    /// Moves frames until `stop` is signalled.
+    pub fn run(mut self, stop: EventFd) {
+        self.receive();
+        self.transmit();
+        self.serve_ctrl();
+        loop {
+            let mut tap_events = 0;
+            if !self.starved {
+                tap_events |= libc::POLLIN;
+            }
+            if self.blocked {
+                tap_events |= libc::POLLOUT;
+            }
+            let wanted: Vec<_> = [
+                (stop.as_raw_fd(), libc::POLLIN),
+                (self.tap.as_raw_fd(), tap_events),
+            ]
+            .into_iter()
+            .chain(self.notifiers.iter().map(|n| (n.as_raw_fd(), libc::POLLIN)))
+            .collect();
+            let events = match wait_for(&wanted) {
+                Ok(events) => events,
+                Err(error) => {
+                    log::error!("a NIC's thread cannot wait for work: {error}");
+                    return;
+                }
+            };
+            let fired = |i: usize| events.get(i).copied().unwrap_or(0);
+            if fired(0) != 0 {
+                return;
+            }
+            let tap = fired(1);
+            if fired(2) != 0 {
+                let _ = self.notifiers[0].read();
+                self.starved = false;
+            }
+            if fired(3) != 0 || tap & libc::POLLOUT != 0 {
+                let _ = self.notifiers[1].read();
+                self.blocked = false;
+                self.transmit();
+            }
+            if fired(4) != 0 {
+                let _ = self.notifiers[2].read();
+                self.serve_ctrl();
+            }
+            if tap & (libc::POLLERR | libc::POLLHUP) != 0 && !self.starved {
+                log::warn!(
+                    "virtio-net: the tap {} has gone; the NIC stops receiving",
+                    self.tap.name()
+                );
+                self.starved = true;
+            }
+            if !self.starved {
+                self.receive();
+            }
+        }
+    }
+
+    /// Reads frames from the tap and hands each the filter passes to the
+    /// guest, until the tap is empty or the guest has no buffers.
+    fn receive(&mut self) {
+        let mut delivered = false;
+        loop {
+            if self.pending == 0 {
+                let len = match self.tap.file().read(&mut self.frame) {
+                    Ok(len) => len,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) => {
+                        log::warn!("virtio-net: cannot read from the tap: {error}");
+                        self.starved = true;
+                        break;
+                    }
+                };
+                self.pending = len;
+            }
+            // The filter as it is when the guest can take the frame.
+            let len = self.pending;
+            let passes = len >= VNET_HDR_LEN + ETHERNET_HEADER
+                && self
+                    .handle
+                    .state()
+                    .filter
+                    .accepts(&self.frame[VNET_HDR_LEN..len]);
+            if !passes {
+                NetCounters::count(&self.handle.counters().rx_dropped);
+                self.pending = 0;
+                continue;
+            }
+            match self.deliver() {
+                Some(()) => {
+                    self.pending = 0;
+                    delivered = true;
+                    NetCounters::count(&self.handle.counters().rx_frames);
+                }
+                None => {
+                    self.starved = true;
+                    break;
+                }
+            }
+        }
+        if delivered {
+            self.signal(Which::Rx);
+        }
+    }
+
+    /// Puts the pending frame into receive buffers; `None` (and nothing
+    /// taken) when there are not enough.
+    fn deliver(&mut self) -> Option<()> {
+        let memory = self.memory.clone();
+        let len = self.pending;
+        let start = self.rx.next_avail();
+        let mut buffers = Vec::new();
+        let mut room = 0;
+        while room < len {
+            let Some(chain) = self.rx.pop_descriptor_chain(&memory) else {
+                self.rx.set_next_avail(start);
+                return None;
+            };
+            let head = chain.head_index();
+            match chain.writer(&memory) {
+                Ok(writer) => {
+                    room += writer.available_bytes();
+                    buffers.push((head, writer));
+                }
+                // A chain outside guest memory holds nothing: it goes back
+                // empty.
+                Err(_) => {
+                    if let Err(error) = self.rx.add_used(&memory, head, 0) {
+                        log::warn!("virtio-net: cannot return a receive buffer: {error}");
+                    }
+                    continue;
+                }
+            }
+            if !self.mergeable {
+                break;
+            }
+        }
+        if room < len {
+            // One buffer too small for the frame: the frame is dropped.
+            NetCounters::count(&self.handle.counters().rx_dropped);
+        }
+        let used = buffers.len() as u16;
+        self.frame[NUM_BUFFERS..NUM_BUFFERS + 2].copy_from_slice(&used.to_le_bytes());
+        let mut written = 0;
+        for (head, mut writer) in buffers {
+            let part = writer.available_bytes().min(len.saturating_sub(written));
+            let done = if room < len { 0 } else { part };
+            if done > 0
+                && writer
+                    .write_all(&self.frame[written..written + done])
+                    .is_err()
+            {
+                log::debug!("virtio-net: a receive buffer could not be written");
+            }
+            written += done;
+            if let Err(error) = self.rx.add_used(&memory, head, done as u32) {
+                log::warn!("virtio-net: cannot return a receive buffer: {error}");
+            }
+        }
+        Some(())
+    }
+
+    /// Sends what the guest queued, until the queue is empty or the tap is
+    /// full.
+    fn transmit(&mut self) {
+        let memory = self.memory.clone();
+        let mut sent = false;
+        loop {
+            if let Err(error) = self.tx.disable_notification(&memory) {
+                log::warn!("virtio-net: cannot read the transmit ring: {error}");
+                break;
+            }
+            while let Some(chain) = self.tx.pop_descriptor_chain(&memory) {
+                let head = chain.head_index();
+                if !self.send(chain) {
+                    self.tx.go_to_previous_position();
+                    self.blocked = true;
+                    break;
+                }
+                if let Err(error) = self.tx.add_used(&memory, head, 0) {
+                    log::warn!("virtio-net: cannot return a transmit buffer: {error}");
+                }
+                sent = true;
+            }
+            if self.blocked {
+                break;
+            }
+            match self.tx.enable_notification(&memory) {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(error) => {
+                    log::warn!("virtio-net: cannot read the transmit ring: {error}");
+                    break;
+                }
+            }
+        }
+        if sent {
+            self.signal(Which::Tx);
+        }
+    }
+
+    /// Writes one frame to the tap; false when the tap is full (the frame
+    /// is sent again later).  A frame the tap refuses is dropped.
+    fn send(&mut self, chain: Chain<'_>) -> bool {
+        let segments = Segments(
+            chain
+                .take_while(|d| !d.is_write_only())
+                .map(|d| Segment {
+                    addr: d.addr(),
+                    len: u64::from(d.len()),
+                })
+                .collect(),
+        );
+        let iovecs = segments.iovecs(&self.memory);
+        let Some(iovecs) =
+            iovecs.filter(|_| segments.len() >= (VNET_HDR_LEN + ETHERNET_HEADER) as u64)
+        else {
+            log::debug!("virtio-net: a transmit buffer that holds no frame");
+            NetCounters::count(&self.handle.counters().tx_errors);
+            return true;
+        };
+        // SAFETY: the iovecs name guest memory, which stays mapped while
+        // `self.memory` lives; writev only reads it.
+        let written = unsafe {
+            libc::writev(
+                self.tap.as_raw_fd(),
+                iovecs.as_ptr(),
+                iovecs.len().min(libc::c_int::MAX as usize) as libc::c_int,
+            )
+        };
+        if written >= 0 {
+            NetCounters::count(&self.handle.counters().tx_frames);
+            return true;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::WouldBlock {
+            return false;
+        }
+        NetCounters::count(&self.handle.counters().tx_errors);
+        self.errors_logged += 1;
+        if self.errors_logged.is_power_of_two() {
+            log::warn!(
+                "virtio-net: the tap {} refused a frame ({error}); {} so far",
+                self.tap.name(),
+                self.errors_logged
+            );
+        }
+        true
+    }
+
+    /// Carries out the control queue's commands.
+    fn serve_ctrl(&mut self) {
+        let memory = self.memory.clone();
+        let Some(queue) = self.ctrl.as_mut() else {
+            return;
+        };
+        let mut answered = false;
+        while let Some(chain) = queue.pop_descriptor_chain(&memory) {
+            let head = chain.head_index();
+            let (status, effect) = command(&memory, chain.clone(), &self.handle);
+            let ack = chain.writer(&memory).ok().and_then(|mut writer| {
+                let at = writer.available_bytes().checked_sub(1)?;
+                let mut rest = writer.split_at(at).ok()?;
+                rest.write_all(&[status]).ok().map(|()| 1)
+            });
+            if let Err(error) = queue.add_used(&memory, head, ack.unwrap_or(0)) {
+                log::warn!("virtio-net: cannot return a control buffer: {error}");
+            }
+            answered = true;
+            if let Effect::Offloads(offloads) = effect {
+                if let Err(error) = self.tap.set_offloads(tap_offloads(offloads)) {
+                    log::warn!("virtio-net: cannot set the tap's offloads: {error}");
+                }
+            }
+        }
+        if answered {
+            self.signal(Which::Ctrl);
+        }
+    }
+
+    fn signal(&mut self, which: Which) {
+        let queue = match which {
+            Which::Rx => &mut self.rx,
+            Which::Tx => &mut self.tx,
+            Which::Ctrl => match self.ctrl.as_mut() {
+                Some(queue) => queue,
+                None => return,
+            },
+        };
+        match queue.needs_notification(&self.memory) {
+            Ok(true) => self.interrupt.used_buffers(),
+            Ok(false) => {}
+            Err(error) => log::warn!("virtio-net: cannot read a used event: {error}"),
+        }
+    }
+}
+
+enum Which {
+    Rx,
+    Tx,
+    Ctrl,
+}
+
+/// Reads and carries out one control command: its class and command, then
+/// its data, all device-readable; the answer goes in the last writable byte.
+fn command(memory: &GuestMemoryMmap, chain: Chain<'_>, handle: &NetHandle) -> (u8, Effect) {
+    let mut bytes = Vec::new();
+    let read = chain
+        .reader(memory)
+        .ok()
+        .filter(|reader| reader.available_bytes() <= 64 * 1024)
+        .and_then(|mut reader| reader.read_to_end(&mut bytes).ok());
+    let (Some(_), [class, command, data @ ..]) = (read, bytes.as_slice()) else {
+        return (VIRTIO_NET_ERR as u8, Effect::None);
+    };
+    match handle.change_filter(|filter| ctrl::execute(filter, *class, *command, data)) {
+        Ok(effect) => (VIRTIO_NET_OK as u8, effect),
+        Err(()) => (VIRTIO_NET_ERR as u8, Effect::None),
+    }
+}
