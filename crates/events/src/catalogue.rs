@@ -89,6 +89,17 @@ qmp::qapi_event! {
 }
 
 qmp::qapi_event! {
+    /// Emitted once when a NIC's receive filter changes; not again until
+    /// a client queries that NIC's filter (query-rx-filter).
+    "NIC_RX_FILTER_CHANGED" => pub struct NicRxFilterChangedEvent {
+        /// net client name
+        name: Option<String>,
+        /// device path
+        path: String,
+    }
+}
+
+qmp::qapi_event! {
     /// Emitted when the guest changes the actual BALLOON level.  This value
     /// is equivalent to the @actual field return by the 'query-balloon'
     /// command.  The event is rate-limited.
@@ -183,6 +194,7 @@ event_set! {
     BlockIoError(BlockIoErrorEvent),
     RtcChange(RtcChangeEvent),
     BalloonChange(BalloonChangeEvent),
+    NicRxFilterChanged(NicRxFilterChangedEvent),
     Watchdog(WatchdogEvent),
     GuestPanicked(GuestPanickedEvent),
     GuestCrashloaded(GuestCrashloadedEvent),

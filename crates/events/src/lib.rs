@@ -12,7 +12,7 @@ mod throttle;
 pub use bus::{EventBus, Publisher, Stamped, Timestamp};
 pub use catalogue::{
     BalloonChangeEvent, BlockIoErrorEvent, Event, GuestCrashloadedEvent, GuestPanickedEvent,
-    GuestPvshutdownEvent, PowerdownEvent, ResetEvent, ResumeEvent, RtcChangeEvent, ShutdownEvent,
-    StopEvent, WatchdogEvent,
+    GuestPvshutdownEvent, NicRxFilterChangedEvent, PowerdownEvent, ResetEvent, ResumeEvent,
+    RtcChangeEvent, ShutdownEvent, StopEvent, WatchdogEvent,
 };
 pub use throttle::{Throttle, ThrottleKey, Throttled};

@@ -7,6 +7,7 @@ mod block;
 mod identity;
 pub mod kvm;
 mod lifecycle;
+mod net;
 mod qom;
 pub mod run_state;
 mod vm;
@@ -15,6 +16,7 @@ pub use balloon::{BalloonConfig, BalloonDevice};
 pub use block::BlockDevice;
 pub use identity::Uuid;
 pub use lifecycle::{Actions, Execution, NoVcpus};
+pub use net::NetDevice;
 pub use vm::{Platform, Request, Vm};
 
 /// What the command line asks of every machine.

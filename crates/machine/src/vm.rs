@@ -9,9 +9,10 @@ use events::{
 use qmp::commands::{
     Balloon, BalloonInfo, BlockInfo, BlockResize, BlockStats, Cont, CpuInfoFast, GuestPanicAction,
     Handles, InjectNmi, KvmInfo, MachineCommands, NameInfo, PanicAction, QomGet, QomSet,
-    QueryBalloon, QueryBlock, QueryBlockstats, QueryCpusFast, QueryKvm, QueryName, QueryStatus,
-    QueryTarget, QueryUuid, Quit, SetAction, ShutdownAction, Stop, SysEmuTarget, SystemPowerdown,
-    SystemReset, TargetInfo, UuidInfo, WatchdogAction, WatchdogSetAction,
+    QueryBalloon, QueryBlock, QueryBlockstats, QueryCpusFast, QueryKvm, QueryName, QueryRxFilter,
+    QueryStatus, QueryTarget, QueryUuid, Quit, RxFilterInfo, SetAction, SetLink, ShutdownAction,
+    Stop, SysEmuTarget, SystemPowerdown, SystemReset, TargetInfo, UuidInfo, WatchdogAction,
+    WatchdogSetAction,
 };
 use qmp::types::{BlockErrorAction, IoOperationType, RunState, ShutdownCause, StatusInfo};
 use qmp::QmpError;
@@ -22,6 +23,7 @@ use virtio::block::{ErrorAction, IoError};
 use crate::balloon::{self, BalloonDevice};
 use crate::block::{self, BlockDevice};
 use crate::lifecycle::{Execution, Lifecycle, NoVcpus};
+use crate::net::{self, NetDevice};
 use crate::qom::{self, QomObject};
 use crate::MachineConfig;
 
@@ -67,6 +69,10 @@ pub trait Platform: Execution + Send {
 
     fn balloon(&self) -> Option<&BalloonDevice> {
         None
+    }
+
+    fn nics(&self) -> &[NetDevice] {
+        &[]
     }
 
     /// Stops the vCPUs for good, before kvmon exits.
@@ -302,6 +308,18 @@ impl Handles<BlockResize> for Vm {
 impl Handles<Balloon> for Vm {
     fn handle(&mut self, command: Balloon) -> Result<(), QmpError> {
         balloon::set_target(self.platform.balloon(), command.value)
+    }
+}
+
+impl Handles<SetLink> for Vm {
+    fn handle(&mut self, command: SetLink) -> Result<(), QmpError> {
+        net::set_link(self.platform.nics(), &command.name, command.up)
+    }
+}
+
+impl Handles<QueryRxFilter> for Vm {
+    fn handle(&mut self, command: QueryRxFilter) -> Result<Vec<RxFilterInfo>, QmpError> {
+        net::query_rx_filter(self.platform.nics(), command.name.as_deref())
     }
 }
 

@@ -4,8 +4,9 @@ use events::Event;
 use qmp::commands::{
     Balloon, BlockResize, Cont, HumanMonitorCommand, InjectNmi, MigratePause, QmpCapabilities,
     QomGet, QomSet, QueryBalloon, QueryBlock, QueryBlockstats, QueryCommands, QueryCpusFast,
-    QueryKvm, QueryName, QueryQmpSchema, QueryStatus, QueryTarget, QueryUuid, QueryVersion,
-    QueryYank, Quit, SetAction, Stop, SystemPowerdown, SystemReset, WatchdogSetAction, Yank,
+    QueryKvm, QueryName, QueryQmpSchema, QueryRxFilter, QueryStatus, QueryTarget, QueryUuid,
+    QueryVersion, QueryYank, Quit, SetAction, SetLink, Stop, SystemPowerdown, SystemReset,
+    WatchdogSetAction, Yank,
 };
 
 use crate::control;
@@ -20,6 +21,8 @@ pub fn command_table() -> CommandTable {
         .machine::<QueryBlock>()
         .machine::<QueryBlockstats>()
         .machine::<BlockResize>()
+        .machine::<SetLink>()
+        .machine::<QueryRxFilter>()
         .monitor::<MigratePause>(control::migrate_pause)
         .monitor::<QmpCapabilities>(control::qmp_capabilities)
         .monitor::<QueryVersion>(control::query_version)

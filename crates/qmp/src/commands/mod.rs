@@ -9,6 +9,7 @@ mod hmp;
 pub mod introspection;
 mod machine_info;
 mod migration;
+mod net;
 mod power;
 mod qom;
 mod run_state;
@@ -29,6 +30,7 @@ pub use machine_info::{
     UuidInfo,
 };
 pub use migration::MigratePause;
+pub use net::{QueryRxFilter, RxFilterInfo, RxState, SetLink};
 pub use power::{
     GuestPanicAction, GuestPanicInformation, PanicAction, RebootAction, SetAction, ShutdownAction,
     SystemPowerdown, SystemReset, WatchdogAction, WatchdogSetAction,
@@ -73,6 +75,8 @@ pub trait MachineCommands:
     + Handles<QueryBalloon>
     + Handles<QomGet>
     + Handles<QomSet>
+    + Handles<SetLink>
+    + Handles<QueryRxFilter>
 {
     /// Set once the machine has finished (after `quit`, a signal, or a guest
     /// shutdown without `-no-shutdown`): no further command runs, and kvmon

@@ -27,8 +27,7 @@ pub struct RxFilter {
     pub multicast_overflow: bool,
     /// One bit per VLAN id.
     pub vlans: Vec<u32>,
-    /// Whether the driver filters VLANs (CTRL_VLAN); without it every
-    /// VLAN passes.
+    /// Whether the driver filters VLANs (CTRL_VLAN).
     pub vlan_filtering: bool,
 }
 
@@ -53,12 +52,11 @@ impl RxFilter {
         }
     }
 
-    /// The driver's features are set: with VLAN filtering it starts with
-    /// no VLAN allowed.
+    /// The driver's features are set.  As in QEMU, a driver that filters
+    /// VLANs starts with every one allowed, and removes those it does not
+    /// want.
     pub fn set_vlan_filtering(&mut self, filtering: bool) {
         self.vlan_filtering = filtering;
-        let fill = if filtering { 0 } else { u32::MAX };
-        self.vlans.iter_mut().for_each(|word| *word = fill);
     }
 
     pub fn set_vlan(&mut self, vid: u16, allowed: bool) {
@@ -208,6 +206,10 @@ mod tests {
         assert!(filter.accepts(&frame(OWN, Some(5))));
         assert_eq!(filter.vlan_table().len(), VLANS);
         filter.set_vlan_filtering(true);
+        assert!(filter.accepts(&frame(OWN, Some(5))), "all allowed at first");
+        for vid in 0..VLANS as u16 {
+            filter.set_vlan(vid, false);
+        }
         assert!(!filter.accepts(&frame(OWN, Some(5))));
         filter.set_vlan(5, true);
         filter.set_vlan(4095, true);

@@ -30,8 +30,8 @@ use worker::Worker;
 
 /// QEMU's queue sizes: receive, transmit, control.
 const QUEUE_SIZES: [u16; 3] = [256, 256, 64];
-/// mac, status, max_virtqueue_pairs.
-const CONFIG_LEN: usize = 10;
+/// mac and status, as QEMU's configuration space without multiqueue.
+const CONFIG_LEN: usize = 8;
 
 /// The features offered: checksums and TCP segmentation both ways,
 /// mergeable receive buffers, the link status and the control queue with
@@ -239,7 +239,6 @@ impl VirtioDevice for Net {
             0
         } as u16;
         config[6..8].copy_from_slice(&status.to_le_bytes());
-        config[8..10].copy_from_slice(&1u16.to_le_bytes());
         read_config_space(&config, offset, data);
     }
 

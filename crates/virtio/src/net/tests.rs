@@ -319,7 +319,7 @@ fn the_control_queue_sets_the_filter_and_refuses_bad_commands() {
 #[test]
 fn the_link_status_is_in_the_configuration_space() {
     let d = Driver::new(ALL);
-    let mut config = [0u8; 10];
+    let mut config = [0u8; 8];
     d.net.read_config(0, &mut config);
     assert_eq!(config[..6], MAC);
     assert_eq!(config[6], VIRTIO_NET_S_LINK_UP as u8);
