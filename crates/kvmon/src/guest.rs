@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use events::Publisher;
 use machine::kvm::{
-    BlockDevice, BootSource, Image, KvmConfig, KvmPlatform, PlatformConfig, DEFAULT_FIRMWARE,
+    BlockDevice, BootSource, Image, KvmConfig, KvmPlatform, Nic, PlatformConfig, DEFAULT_FIRMWARE,
 };
 use mio::Waker;
 use virtio::block::Drive;
@@ -35,6 +35,19 @@ pub fn build(
             })
         })
         .collect::<Result<_, CliError>>()?;
+    let nics = guest
+        .nics
+        .iter()
+        .map(|config| {
+            let tap = config
+                .open()
+                .map_err(|error| CliError::at(&config.location, error))?;
+            Ok(Nic {
+                config: config.clone(),
+                tap,
+            })
+        })
+        .collect::<Result<_, CliError>>()?;
     let (console, serial) = Console::open(&guest.serial, say)?;
     let config = KvmConfig {
         ram_size: guest.ram_size,
@@ -47,6 +60,7 @@ pub fn build(
             pvpanic: guest.pvpanic,
         },
         disks,
+        nics,
         balloon: guest.balloon.clone(),
     };
     let platform = KvmPlatform::new(config, waker, events).map_err(CliError::bare)?;

@@ -16,7 +16,7 @@ pub use balloon::{BalloonConfig, BalloonDevice};
 pub use block::BlockDevice;
 pub use identity::Uuid;
 pub use lifecycle::{Actions, Execution, NoVcpus};
-pub use net::NetDevice;
+pub use net::{NetDevice, Nic, NicConfig, TapSource};
 pub use vm::{Platform, Request, Vm};
 
 /// What the command line asks of every machine.

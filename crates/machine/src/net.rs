@@ -2,9 +2,70 @@
 //! with QEMU's lookups by net client name (a NIC's, or its netdev's for
 //! set_link) and errors.
 
+use std::os::fd::RawFd;
+
 use qmp::commands::{RxFilterInfo, RxState};
 use qmp::{ErrorClass, QmpError};
-use virtio::net::{mac_text, NetHandle, RxFilter};
+use virtio::net::{inherited_fd, mac_text, Mac, NetHandle, RxFilter, Tap};
+use virtio::os_text;
+
+/// Where a NIC's tap comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapSource {
+    /// By name (empty: the kernel names it).
+    Name(String),
+    /// An fd kvmon inherited.
+    Fd(RawFd),
+}
+
+/// A NIC as the command line asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicConfig {
+    pub source: TapSource,
+    /// The `-netdev` option, for errors.
+    pub location: String,
+    pub netdev: String,
+    pub mac: Mac,
+    /// Its net client name.
+    pub name: String,
+    pub qom_path: String,
+}
+
+impl NicConfig {
+    /// Opens the tap, with QEMU's errors.
+    pub fn open(&self) -> Result<Tap, String> {
+        match &self.source {
+            TapSource::Name(name) => Tap::open(name).map_err(|error| {
+                format!(
+                    "could not configure /dev/net/tun ({name}): {}",
+                    os_text(&error)
+                )
+            }),
+            TapSource::Fd(fd) => {
+                // SAFETY: the command line gave kvmon this fd for this
+                // netdev, and nothing else in kvmon owns it.
+                let owned = unsafe { inherited_fd(*fd) }.map_err(|error| {
+                    format!(
+                        "{}: Can't use file descriptor {fd}: {}",
+                        self.netdev,
+                        os_text(&error)
+                    )
+                })?;
+                Tap::from_fd(owned).map_err(|error| match error.kind() {
+                    std::io::ErrorKind::InvalidInput => format!("the tap on fd {fd}: {error}"),
+                    _ => format!("Unable to query TUNGETIFF on FD {fd}: {}", os_text(&error)),
+                })
+            }
+        }
+    }
+}
+
+/// A NIC to build: what the command line asked for, and its tap.
+#[derive(Debug)]
+pub struct Nic {
+    pub config: NicConfig,
+    pub tap: Tap,
+}
 
 /// A NIC and the names QEMU's net clients give it and its backend.
 #[derive(Debug, Clone)]

@@ -21,3 +21,12 @@ pub use device::{ActivateError, Activation, Interrupt, VirtioDevice};
 pub(crate) use device_thread::{wait_for, DeviceThread};
 pub use mmio::{MmioTransport, MMIO_WINDOW};
 pub(crate) use polling::AdaptivePoll;
+
+/// The C library's text for an error, without Rust's "(os error N)".
+pub fn os_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.split(" (os error").next() {
+        Some(text) => text.to_string(),
+        None => text,
+    }
+}

@@ -18,18 +18,11 @@ pub fn device(
     existing: Option<&BalloonConfig>,
 ) -> Result<BalloonConfig, CliError> {
     let fail = |message: String| CliError::at(location, message);
-    let known = [
-        "driver",
-        "id",
-        "deflate-on-oom",
-        "free-page-reporting",
-        POLLING,
-    ];
-    if let Some(key) = opts.keys().find(|key| !known.contains(key)) {
-        return Err(fail(format!(
-            "Property 'virtio-balloon-device.{key}' not found"
-        )));
-    }
+    opts.check_properties(
+        "virtio-balloon-device",
+        &["deflate-on-oom", "free-page-reporting", POLLING],
+        location,
+    )?;
     let flag = |key: &str| {
         opts.get(key)
             .map_or(Ok(false), |value| parse_bool(key, value))

@@ -239,12 +239,11 @@ impl Disks {
         qom_path: String,
     ) -> Result<(), CliError> {
         let fail = |message: String| CliError::at(location, message);
-        const KNOWN: &[&str] = &["driver", "drive", "id", "serial", "bootindex"];
-        if let Some(key) = opts.keys().find(|key| !KNOWN.contains(key)) {
-            return Err(fail(format!(
-                "Property 'virtio-blk-device.{key}' not found"
-            )));
-        }
+        opts.check_properties(
+            "virtio-blk-device",
+            &["drive", "serial", "bootindex"],
+            location,
+        )?;
         let Some(name) = opts.get("drive") else {
             return Err(fail("drive property not set".into()));
         };

@@ -30,6 +30,8 @@ pub struct GuestConfig {
     pub ib700: bool,
     /// `-device pvpanic`
     pub pvpanic: Option<PvPanicConfig>,
+    /// `-netdev` and `-device virtio-net-device`
+    pub nics: Vec<machine::NicConfig>,
     /// `-device virtio-balloon-device`
     pub balloon: Option<machine::BalloonConfig>,
 }

@@ -7,6 +7,7 @@ mod block;
 mod chardev;
 mod guest;
 mod help;
+mod net;
 mod opts;
 mod peripherals;
 mod platform;
@@ -153,6 +154,7 @@ const OPTIONS: &[(&str, bool)] = &[
     ("drive", true),
     ("blockdev", true),
     ("device", true),
+    ("netdev", true),
 ];
 
 /// Parses the arguments after the program name.
@@ -221,6 +223,7 @@ struct Builder {
     compat_count: usize,
     disks: block::Disks,
     balloon: Option<machine::BalloonConfig>,
+    net: net::Netdevs,
     peripherals: peripherals::Peripherals,
     platform: platform::Platform,
     warnings: Vec<String>,
@@ -328,6 +331,7 @@ impl Builder {
             }
             "nographic" => self.nographic = true,
             "drive" => self.disks.drive(value, &location, &mut self.peripherals)?,
+            "netdev" => self.net.netdev(value, &location)?,
             "blockdev" => self.disks.blockdev(value, &location)?,
             "device" => self.device(value, &location)?,
             "nodefaults" => self.nodefaults = true,
@@ -356,9 +360,13 @@ impl Builder {
         let opts = block::structured(value, location)?;
         let driver = match opts.get("driver") {
             Some(
-                driver @ ("virtio-blk-device" | "virtio-balloon-device" | "ib700" | "pvpanic"),
+                driver @ ("virtio-blk-device"
+                | "virtio-net-device"
+                | "virtio-balloon-device"
+                | "ib700"
+                | "pvpanic"),
             ) => driver,
-            Some(pci @ ("virtio-blk-pci" | "virtio-balloon-pci")) => {
+            Some(pci @ ("virtio-blk-pci" | "virtio-net-pci" | "virtio-balloon-pci")) => {
                 let mmio = pci.replace("-pci", "-device");
                 return Err(CliError::at(
                     location,
@@ -379,6 +387,7 @@ impl Builder {
             .map_err(|message| CliError::at(location, message))?;
         match driver {
             "virtio-blk-device" => self.disks.device(&opts, location, qom_path),
+            "virtio-net-device" => self.net.device(&opts, location, qom_path),
             "virtio-balloon-device" => {
                 let spec = balloon::device(&opts, location, qom_path, self.balloon.as_ref())?;
                 self.balloon = Some(spec);
@@ -542,6 +551,7 @@ impl Builder {
             ib700: self.platform.ib700_config(),
             pvpanic: self.platform.pvpanic_config(),
             balloon: self.balloon.clone(),
+            nics: std::mem::take(&mut self.net).finish(&mut self.warnings),
         })
     }
 
@@ -736,6 +746,72 @@ mod tests {
             (
                 "-device virtio-balloon-pci".to_string(),
                 "-device virtio-balloon-pci: kvmon's virtio devices are virtio-mmio: use virtio-balloon-device".to_string(),
+            ),
+        ] {
+            assert_eq!(run(&args).unwrap_err(), error, "{args}");
+        }
+    }
+
+    #[test]
+    fn nics_take_qemus_options_names_and_addresses() {
+        let config = run(
+            "-netdev tap,id=n0,ifname=abcdefghijklmnopqrstu,script=no,downscript=no \
+             -netdev tap,id=n1,fd=3 -netdev tap,id=n2 \
+             -device virtio-net-device,netdev=n0,mac=52:54:00:12:34:57 \
+             -device virtio-net-device,netdev=n1 -device virtio-net-device,netdev=n2,id=nic2",
+        )
+        .unwrap();
+        let nics = config.guest.unwrap().nics;
+        let named: Vec<_> = nics
+            .iter()
+            .map(|nic| (nic.name.as_str(), nic.mac[5]))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("virtio-net-device.0", 0x57),
+                ("virtio-net-device.1", 0x56),
+                ("nic2", 0x58)
+            ]
+        );
+        assert_eq!(
+            nics[0].source,
+            machine::TapSource::Name("abcdefghijklmno".into())
+        );
+        assert_eq!(nics[1].source, machine::TapSource::Fd(3));
+        assert_eq!(nics[2].qom_path, "/machine/peripheral/nic2");
+        let config = run("-netdev tap,id=lonely").unwrap();
+        assert_eq!(config.warnings, ["netdev lonely has no peer"]);
+    }
+
+    #[test]
+    fn nic_errors_are_qemus() {
+        let tap = "-netdev tap,id=n0,ifname=t0,script=no,downscript=no";
+        for (args, error) in [
+            ("-netdev tap,ifname=t0".to_string(), "-netdev tap,ifname=t0: Parameter 'id' is missing".to_string()),
+            (format!("{tap} {tap}"), format!("{tap}: Duplicate ID 'n0' for netdev")),
+            ("-netdev tap,id=n0,bogus=1".into(), "-netdev tap,id=n0,bogus=1: Invalid parameter 'bogus'".into()),
+            ("-netdev bogus,id=n0".into(), "-netdev bogus,id=n0: Parameter 'type' does not accept value 'bogus'".into()),
+            ("-netdev tap,id=n0,fd=abc".into(), "-netdev tap,id=n0,fd=abc: Invalid file descriptor number 'abc'".into()),
+            (
+                "-netdev tap,id=n0,fd=3,ifname=x".into(),
+                "-netdev tap,id=n0,fd=3,ifname=x: ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and vhostfds= are invalid with fd=".into(),
+            ),
+            (
+                "-device virtio-net-device,netdev=nope".into(),
+                "-device virtio-net-device,netdev=nope: Property 'virtio-net-device.netdev' can't find value 'nope'".into(),
+            ),
+            (
+                format!("{tap} -device virtio-net-device,netdev=n0 -device virtio-net-device,netdev=n0"),
+                "-device virtio-net-device,netdev=n0: Property 'virtio-net-device.netdev' can't take value 'n0', it's in use".into(),
+            ),
+            (
+                format!("{tap} -device virtio-net-device,netdev=n0,mac=zz"),
+                "-device virtio-net-device,netdev=n0,mac=zz: Property 'virtio-net-device.mac' doesn't take value 'zz'".into(),
+            ),
+            (
+                format!("{tap} -device virtio-net-device,netdev=n0,bogus=1"),
+                "-device virtio-net-device,netdev=n0,bogus=1: Property 'virtio-net-device.bogus' not found".into(),
             ),
         ] {
             assert_eq!(run(&args).unwrap_err(), error, "{args}");

@@ -144,6 +144,26 @@ impl Opts {
         self.get(key).and_then(|value| parse_bool(key, value).ok())
     }
 
+    /// A `-device` of `model` has only the properties `known` (besides
+    /// `driver` and `id`), or QEMU's error names the first other one.
+    pub fn check_properties(
+        &self,
+        model: &str,
+        known: &[&str],
+        location: &str,
+    ) -> Result<(), CliError> {
+        match self
+            .keys()
+            .find(|key| !matches!(*key, "driver" | "id") && !known.contains(key))
+        {
+            Some(key) => Err(CliError::at(
+                location,
+                format!("Property '{model}.{key}' not found"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(key, _)| key.as_str())
     }

@@ -76,12 +76,7 @@ impl Platform {
 
     /// `-device ib700`: no properties.
     pub fn ib700(&mut self, opts: &Opts, location: &str) -> Result<(), CliError> {
-        if let Some(key) = opts.keys().find(|key| !matches!(*key, "driver" | "id")) {
-            return Err(CliError::at(
-                location,
-                format!("Property 'ib700.{key}' not found"),
-            ));
-        }
+        opts.check_properties("ib700", &[], location)?;
         if self.ib700 {
             return Err(CliError::at(location, "kvmon has one ib700 watchdog"));
         }
@@ -92,12 +87,7 @@ impl Platform {
     /// `-device pvpanic[,ioport=PORT][,events=BITS]`.
     pub fn pvpanic(&mut self, opts: &Opts, location: &str) -> Result<(), CliError> {
         let fail = |message: String| CliError::at(location, message);
-        if let Some(key) = opts
-            .keys()
-            .find(|key| !matches!(*key, "driver" | "id" | "ioport" | "events"))
-        {
-            return Err(fail(format!("Property 'pvpanic.{key}' not found")));
-        }
+        opts.check_properties("pvpanic", &["ioport", "events"], location)?;
         let number = |key: &str, max: u64, kind: &str| -> Result<Option<u64>, CliError> {
             let Some(text) = opts.get(key) else {
                 return Ok(None);

@@ -31,7 +31,7 @@ use qmp::QmpError;
 use virtio::MmioTransport;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
-pub use crate::{BalloonConfig, BalloonDevice, BlockDevice};
+pub use crate::{BalloonConfig, BalloonDevice, BlockDevice, NetDevice, Nic, NicConfig, TapSource};
 pub use boot::{BootSource, Image};
 pub use devices::{utc_seconds, RtcBase, RtcClock, RtcConfig, PVPANIC_EVENTS, PVPANIC_PORT};
 pub use platform_devices::{PlatformConfig, PvPanicConfig};
@@ -58,7 +58,9 @@ pub struct KvmConfig {
     pub platform: PlatformConfig,
     /// virtio-blk devices, in the order of their transports.
     pub disks: Vec<BlockDevice>,
-    /// The balloon, on the transport after the disks'.
+    /// NICs, on the transports after the disks'.
+    pub nics: Vec<Nic>,
+    /// The balloon, on the transport after the NICs'.
     pub balloon: Option<BalloonConfig>,
 }
 
@@ -70,6 +72,7 @@ impl std::fmt::Debug for KvmConfig {
             .field("boot", &self.boot.kernel_name)
             .field("platform", &self.platform)
             .field("disks", &self.disks)
+            .field("nics", &self.nics)
             .field("balloon", &self.balloon)
             .finish()
     }
@@ -98,6 +101,7 @@ pub struct KvmPlatform {
     virtio: Vec<Arc<Mutex<MmioTransport>>>,
     disks: Vec<BlockDevice>,
     balloon: Option<BalloonDevice>,
+    nics: Vec<NetDevice>,
     requests: Inbox,
     /// Kept alive for the vCPU threads' sake: they hold the VM's fds.
     _kvm: Kvm,
@@ -167,6 +171,7 @@ impl KvmPlatform {
         };
         let clock = VirtualClock::new();
         let balloon_events = events.clone();
+        let nic_events = events.clone();
         let devices = platform_devices::attach(
             config.platform,
             &mut pio,
@@ -180,6 +185,8 @@ impl KvmPlatform {
             },
         )?;
         let mut virtio_devices = virtio_devices::block_devices(&config.disks, &requests);
+        let (nic_devices, nics) = virtio_devices::nics(config.nics, &nic_events);
+        virtio_devices.extend(nic_devices);
         let balloon = match &config.balloon {
             Some(balloon) => {
                 let (device, handle) =
@@ -263,6 +270,7 @@ impl KvmPlatform {
             virtio,
             disks: config.disks,
             balloon,
+            nics,
             requests: receiver,
             _kvm: kvm,
         })
@@ -409,6 +417,10 @@ impl Platform for KvmPlatform {
 
     fn balloon(&self) -> Option<&BalloonDevice> {
         self.balloon.as_ref()
+    }
+
+    fn nics(&self) -> &[NetDevice] {
+        &self.nics
     }
 
     fn take_requests(&mut self) -> Vec<Request> {

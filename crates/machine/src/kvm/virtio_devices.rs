@@ -5,17 +5,18 @@
 use std::sync::{Arc, Mutex};
 
 use devices::{Bus, IrqLine};
-use events::{BalloonChangeEvent, Publisher};
+use events::{BalloonChangeEvent, NicRxFilterChangedEvent, Publisher};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use virtio::balloon::Balloon;
 use virtio::block::{Block, IoError, IoErrorSink};
+use virtio::net::Net;
 use virtio::{Interrupt, MmioTransport, VirtioDevice, MMIO_WINDOW};
 use vm_memory::GuestMemoryMmap;
 
 use super::kvm_error;
 use super::layout::{VIRTIO_GSI_BASE, VIRTIO_MMIO_BASE, VIRTIO_SLOTS};
 use super::requests::Requests;
-use crate::{BalloonConfig, BalloonDevice, BlockDevice, Request};
+use crate::{BalloonConfig, BalloonDevice, BlockDevice, NetDevice, Nic, Request};
 
 impl IoErrorSink for Requests {
     fn io_error(&self, error: &IoError) {
@@ -79,4 +80,29 @@ pub fn balloon(
         qom_path: config.qom_path.clone(),
     };
     Ok((Box::new(balloon), device))
+}
+
+/// The NICs; a change of a receive filter is published as
+/// NIC_RX_FILTER_CHANGED with the device's path (QEMU's virtio-net-device
+/// never names the NIC in it).
+pub fn nics(nics: Vec<Nic>, events: &Publisher) -> (Vec<Box<dyn VirtioDevice>>, Vec<NetDevice>) {
+    nics.into_iter()
+        .map(|Nic { config, tap }| {
+            let (events, path) = (events.clone(), config.qom_path.clone());
+            let announce = Box::new(move || {
+                events.publish(NicRxFilterChangedEvent {
+                    name: None,
+                    path: path.clone(),
+                })
+            });
+            let net = Net::new(tap, config.mac, announce);
+            let device = NetDevice {
+                handle: net.handle(),
+                name: config.name,
+                netdev: config.netdev,
+                qom_path: config.qom_path,
+            };
+            (Box::new(net) as Box<dyn VirtioDevice>, device)
+        })
+        .unzip()
 }

@@ -3,6 +3,7 @@
 //! accounting and its I/O status.  Shared by the device's I/O thread and
 //! the machine's QMP commands.
 
+use crate::os_text;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -281,15 +282,6 @@ impl Drive {
             done += chunk as u64;
         }
         Ok(())
-    }
-}
-
-/// The C library's text for an error, without Rust's "(os error N)".
-pub(super) fn os_text(error: &io::Error) -> String {
-    let text = error.to_string();
-    match text.split(" (os error").next() {
-        Some(text) => text.to_string(),
-        None => text,
     }
 }
 

@@ -60,7 +60,7 @@ impl IoError {
 
     /// The C library's text for the error.
     pub fn reason(&self) -> String {
-        drive::os_text(&std::io::Error::from_raw_os_error(self.errno))
+        crate::os_text(&std::io::Error::from_raw_os_error(self.errno))
     }
 }
 
