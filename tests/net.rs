@@ -1,12 +1,17 @@
-//! NICs on taps, as management sees them before a guest driver runs:
+//! NICs on taps.  As management sees them before a guest driver runs:
 //! kvmon and QEMU's microvm, each given the same two NICs (one named, one
 //! not, on taps of their own), answer query-rx-filter and set_link byte for
-//! byte alike, errors included.
+//! byte alike, errors included.  And carrying frames: the test guest
+//! answers ARP and ping from the host's kernel across a tap moved into a
+//! network namespace the test makes, with link-local addresses that exist
+//! only there, and sees set_link.
 
 // In tests a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use kvmon_tests::{Client, Vmm};
+use std::process::Command;
+
+use kvmon_tests::{cont, Client, Vmm};
 
 /// Names for this test's taps (the kernel takes at most 15 bytes).
 fn tap(tag: &str) -> String {
@@ -77,4 +82,76 @@ fn query_rx_filter_and_set_link_answer_as_qemus_do() {
             window(theirs)
         );
     }
+}
+
+/// Runs a shell command; its success and output.
+fn sh(command: &str) -> (bool, String) {
+    let output = Command::new("sh").args(["-c", command]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// A network namespace of the test's, removed (with what is in it) at the
+/// end.
+struct Namespace(String);
+
+impl Namespace {
+    fn new(name: String) -> Namespace {
+        let (made, output) = sh(&format!("ip netns add {name}"));
+        assert!(made, "{output}");
+        Namespace(name)
+    }
+
+    /// Runs `command` inside.
+    fn run(&self, command: &str) -> (bool, String) {
+        sh(&format!("ip netns exec {} {command}", self.0))
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        sh(&format!("ip netns del {}", self.0));
+    }
+}
+
+#[test]
+fn the_guest_answers_arp_and_ping_across_a_tap_and_sees_set_link() {
+    let tap = tap("p");
+    let namespace = Namespace::new(format!("kvmon-test-{}", std::process::id()));
+    let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
+    let args = [
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-device,netdev=n0,id=nic0",
+    ];
+    let vmm = Vmm::scenario("net 169.254.10.2", &args);
+    let mut client = vmm.negotiated();
+    // kvmon holds the tap: it moves into the namespace, addressed there.
+    for command in [
+        format!("ip link set {tap} netns {}", namespace.0),
+        format!("ip -n {} addr add 169.254.10.1/16 dev {tap}", namespace.0),
+        format!("ip -n {} link set {tap} up", namespace.0),
+    ] {
+        let (done, output) = sh(&command);
+        assert!(done, "{command}: {output}");
+    }
+    cont(&mut client);
+    vmm.wait_for_serial("kvmon-test: net ready mac=52:54:00:12:34:56 link=up");
+    let (answered, output) = namespace.run("ping -c 3 -W 10 169.254.10.2");
+    assert!(answered, "{output}\n{}", vmm.serial());
+    let serial = vmm.wait_for_serial("kvmon-test: net echo-reply n=3\r\n");
+    assert!(
+        serial.contains("kvmon-test: net arp-reply n=1\r\n"),
+        "{serial}"
+    );
+
+    let set = |name: &str, up: bool| {
+        format!(r#"{{"execute":"set_link","arguments":{{"name":"{name}","up":{up}}}}}"#)
+    };
+    assert_eq!(client.command(&set("nic0", false)), r#"{"return": {}}"#);
+    vmm.wait_for_serial("kvmon-test: net link=down");
+    assert_eq!(client.command(&set("n0", true)), r#"{"return": {}}"#);
+    vmm.wait_for_serial("kvmon-test: net link=up");
 }

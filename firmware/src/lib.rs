@@ -18,6 +18,7 @@ pub mod start_info;
 pub mod virtio;
 pub mod virtio_balloon;
 pub mod virtio_blk;
+pub mod virtio_net;
 
 pub use start_info::Boot;
 

@@ -61,6 +61,11 @@ pub fn read_u16(address: u64) -> u16 {
     unsafe { (address as *const u16).read_volatile() }
 }
 
+pub fn read_u32(address: u64) -> u32 {
+    // SAFETY: as write_u64.
+    unsafe { (address as *const u32).read_volatile() }
+}
+
 pub fn read_u8(address: u64) -> u8 {
     // SAFETY: as write_u64.
     unsafe { (address as *const u8).read_volatile() }
@@ -157,6 +162,12 @@ impl Device {
         self.set(STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
     }
 
+    /// A byte of the configuration space.
+    pub fn config_byte(&self, offset: u64) -> u8 {
+        // SAFETY: the configuration space is device memory in the window.
+        unsafe { ((self.base + CONFIG + offset) as *const u8).read_volatile() }
+    }
+
     /// A 32-bit word of the configuration space.
     pub fn config(&self, offset: u64) -> u32 {
         self.reg(CONFIG + offset)
@@ -209,6 +220,38 @@ impl Queue {
         }
         self.used_seen = used;
         true
+    }
+
+    /// Hands the device a buffer of one piece in descriptor `head` (which
+    /// the caller keeps apart from other outstanding buffers), without
+    /// notifying it.
+    pub fn post(&mut self, head: u16, address: u64, len: u32, writable: bool) {
+        let at = self.desc + 16 * u64::from(head);
+        write_u64(at, address);
+        write_u32(at + 8, len);
+        write_u16(at + 12, if writable { WRITE } else { 0 });
+        write_u16(self.avail + 4 + 2 * u64::from(self.avail_idx % self.size), head);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        fence(Ordering::SeqCst);
+        write_u16(self.avail + 2, self.avail_idx);
+    }
+
+    /// Tells the device there are new buffers.
+    pub fn notify(&self) {
+        fence(Ordering::SeqCst);
+        write32(self.notify, self.index);
+    }
+
+    /// The next buffer the device returned: its head and the bytes it wrote.
+    pub fn next_used(&mut self) -> Option<(u16, u32)> {
+        let used = read_u16(self.used + 2);
+        fence(Ordering::SeqCst);
+        if used == self.used_seen {
+            return None;
+        }
+        let slot = self.used + 4 + 8 * u64::from(self.used_seen % self.size);
+        self.used_seen = self.used_seen.wrapping_add(1);
+        Some((read_u32(slot) as u16, read_u32(slot + 4)))
     }
 
     /// Offers a buffer and waits for the device to return it.

@@ -54,6 +54,12 @@ fn install() -> Result<(), String> {
         &["install", "-y", "-q", "-t", BACKPORTS, "qemu-system-x86"],
         &noninteractive,
     )?;
+    // The NIC tests address a tap in a network namespace and ping the guest.
+    run(
+        "apt-get",
+        &["install", "-y", "-q", "iproute2", "iputils-ping"],
+        &noninteractive,
+    )?;
     let mut pip = vec!["-m", "pip", "install", "-q", "--disable-pip-version-check"];
     pip.extend_from_slice(PYTHON_PACKAGES);
     run("python3", &pip, &[])

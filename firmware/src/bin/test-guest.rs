@@ -39,6 +39,7 @@ use fw::io::{inb, outb};
 use fw::interrupts::{self, IRQ_BASE, NMI};
 use fw::virtio_balloon::Balloon;
 use fw::virtio_blk::{self, Block};
+use fw::virtio_net::{Net, Seen};
 use fw::{power, println};
 
 fw::entry!(main);
@@ -131,6 +132,7 @@ fn main(boot: &fw::Boot) -> ! {
         }
         "rtc-irq" => rtc_interrupts(acpi),
         "balloon" => balloon(boot.ram),
+        "net" => net(argument(boot.cmdline).and_then(parse_ip)),
         "watchdog" => watchdog(argument(boot.cmdline).and_then(|a| a.parse().ok())),
         "pvpanic" => {
             let value = argument(boot.cmdline).and_then(|a| a.parse().ok()).unwrap_or(1);
@@ -181,6 +183,50 @@ fn balloon(ram: u64) -> ! {
         if !balloon.step() && balloon.held() != settled {
             settled = balloon.held();
             println!("kvmon-test: balloon held={settled}");
+        }
+    }
+}
+
+/// An IPv4 address in dotted form.
+fn parse_ip(text: &str) -> Option<[u8; 4]> {
+    let mut ip = [0u8; 4];
+    let mut parts = text.split('.');
+    for byte in &mut ip {
+        *byte = parts.next()?.parse().ok()?;
+    }
+    parts.next().is_none().then_some(ip)
+}
+
+/// Answers ARP and ping at `ip` on the first NIC, reporting each reply
+/// and each change of the link.
+fn net(ip: Option<[u8; 4]>) -> ! {
+    let Some(mut net) = ip.and_then(Net::find) else {
+        println!("kvmon-test: error what=no-net-device");
+        idle()
+    };
+    let mac = net.mac;
+    let mut link = net.link_up();
+    println!(
+        "kvmon-test: net ready mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} link={}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+        if link { "up" } else { "down" }
+    );
+    let (mut arps, mut echoes) = (0u64, 0u64);
+    loop {
+        match net.poll() {
+            Some(Seen::ArpReply) => {
+                arps += 1;
+                println!("kvmon-test: net arp-reply n={arps}");
+            }
+            Some(Seen::EchoReply) => {
+                echoes += 1;
+                println!("kvmon-test: net echo-reply n={echoes}");
+            }
+            Some(Seen::Other) | None => {}
+        }
+        if net.link_up() != link {
+            link = !link;
+            println!("kvmon-test: net link={}", if link { "up" } else { "down" });
         }
     }
 }

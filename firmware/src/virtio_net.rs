@@ -1,0 +1,134 @@
+//! A virtio-net driver for the test guest, with just enough of a network
+//! stack to be reached: it answers ARP requests for its address and ICMP
+//! echo requests, and reports its link status.  Receive buffers are whole
+//! frames (no mergeable buffers); nothing is offloaded.
+
+use crate::virtio::{Device, Queue};
+
+const NET_ID: u32 = 1;
+const F_MAC: u32 = 5;
+const F_STATUS: u32 = 16;
+const HEADER: usize = 12;
+const RINGS: u64 = 0x80_0000;
+/// Receive buffers, then the one transmit buffer.
+const BUFFERS: u64 = 0x81_0000;
+const BUFFER: u32 = 2048;
+const RX_BUFFERS: u16 = 8;
+const TX_BUFFER: u64 = BUFFERS + RX_BUFFERS as u64 * BUFFER as u64;
+
+pub struct Net {
+    device: Device,
+    rx: Queue,
+    tx: Queue,
+    pub mac: [u8; 6],
+    pub ip: [u8; 4],
+}
+
+fn bytes(address: u64, len: usize) -> &'static mut [u8] {
+    // SAFETY: the buffers are RAM only this driver uses, one frame at a
+    // time on one CPU.
+    unsafe { core::slice::from_raw_parts_mut(address as *mut u8, len) }
+}
+
+/// The Internet checksum of `data`.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// What a received frame was.
+pub enum Seen {
+    ArpReply,
+    EchoReply,
+    Other,
+}
+
+impl Net {
+    pub fn find(ip: [u8; 4]) -> Option<Net> {
+        let device = Device::find(NET_ID)?;
+        device.negotiate(1 << F_MAC | 1 << F_STATUS)?;
+        let mut rx = device.queue(0, RINGS, RX_BUFFERS)?;
+        let tx = device.queue(1, RINGS + 0x4000, 8)?;
+        let mut mac = [0u8; 6];
+        for (i, byte) in mac.iter_mut().enumerate() {
+            *byte = device.config_byte(i as u64);
+        }
+        device.driver_ok();
+        for head in 0..RX_BUFFERS {
+            rx.post(head, BUFFERS + u64::from(head) * u64::from(BUFFER), BUFFER, true);
+        }
+        rx.notify();
+        Some(Net { device, rx, tx, mac, ip })
+    }
+
+    pub fn link_up(&self) -> bool {
+        self.device.config_byte(6) & 1 != 0
+    }
+
+    /// Handles a frame if one came; `None` when none did.
+    pub fn poll(&mut self) -> Option<Seen> {
+        let (head, len) = self.rx.next_used()?;
+        let at = BUFFERS + u64::from(head) * u64::from(BUFFER);
+        let len = (len as usize).min(BUFFER as usize);
+        let frame = bytes(at + HEADER as u64, len.saturating_sub(HEADER));
+        let seen = self.answer(frame);
+        self.rx.post(head, at, BUFFER, true);
+        self.rx.notify();
+        Some(seen)
+    }
+
+    fn answer(&mut self, frame: &[u8]) -> Seen {
+        if frame.len() < 42 {
+            return Seen::Other;
+        }
+        let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+        let out = bytes(TX_BUFFER, BUFFER as usize);
+        out[..HEADER].fill(0);
+        let reply = &mut out[HEADER..];
+        reply[..6].copy_from_slice(&frame[6..12]);
+        reply[6..12].copy_from_slice(&self.mac);
+        reply[12..14].copy_from_slice(&frame[12..14]);
+        let len = match ethertype {
+            // An ARP request for our address.
+            0x0806 if frame[20..22] == [0, 1] && frame[38..42] == self.ip => {
+                reply[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+                reply[22..28].copy_from_slice(&self.mac);
+                reply[28..32].copy_from_slice(&self.ip);
+                reply[32..42].copy_from_slice(&frame[22..32]);
+                42
+            }
+            // An ICMP echo request to our address.
+            0x0800 if frame[23] == 1 && frame[30..34] == self.ip && frame.get(34) == Some(&8) => {
+                let header_len = usize::from(frame[14] & 0xf) * 4;
+                let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+                if total < header_len + 8 || 14 + total > frame.len() {
+                    return Seen::Other;
+                }
+                reply[14..14 + total].copy_from_slice(&frame[14..14 + total]);
+                reply[26..30].copy_from_slice(&self.ip);
+                reply[30..34].copy_from_slice(&frame[26..30]);
+                reply[24..26].fill(0);
+                let ip_sum = checksum(&reply[14..14 + header_len]);
+                reply[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+                let icmp = 14 + header_len;
+                reply[icmp] = 0;
+                reply[icmp + 2..icmp + 4].fill(0);
+                let icmp_sum = checksum(&reply[icmp..14 + total]);
+                reply[icmp + 2..icmp + 4].copy_from_slice(&icmp_sum.to_be_bytes());
+                14 + total
+            }
+            _ => return Seen::Other,
+        };
+        self.tx.transfer(&[(TX_BUFFER, (HEADER + len) as u32, false)]);
+        match ethertype {
+            0x0806 => Seen::ArpReply,
+            _ => Seen::EchoReply,
+        }
+    }
+}
