@@ -11,7 +11,7 @@
 
 use std::process::Command;
 
-use kvmon_tests::{cont, Client, Vmm};
+use kvmon_tests::{cont, events_within, Client, Vmm};
 
 /// Names for this test's taps (the kernel takes at most 15 bytes).
 fn tap(tag: &str) -> String {
@@ -154,4 +154,43 @@ fn the_guest_answers_arp_and_ping_across_a_tap_and_sees_set_link() {
     vmm.wait_for_serial("kvmon-test: net link=down");
     assert_eq!(client.command(&set("n0", true)), r#"{"return": {}}"#);
     vmm.wait_for_serial("kvmon-test: net link=up");
+}
+
+#[test]
+fn the_guests_rx_mode_changes_are_announced_once_until_queried() {
+    let netdev = format!("tap,id=n0,ifname={},script=no,downscript=no", tap("r"));
+    let args = [
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-device,netdev=n0,id=nic0",
+    ];
+    let vmm = Vmm::scenario("net-rxmode 169.254.10.2", &args);
+    let mut client = vmm.negotiated();
+    cont(&mut client);
+    vmm.wait_for_serial("kvmon-test: net rx-mode acks=Some(0),Some(0)");
+    // Two changes, one event; as QEMU's virtio-net-device, no name.
+    let changed = kvmon_tests::with_data(
+        "NIC_RX_FILTER_CHANGED",
+        r#"{"path": "/machine/peripheral/nic0"}"#,
+    );
+    let one_second = std::time::Duration::from_secs(1);
+    assert_eq!(
+        events_within(&mut client, one_second),
+        std::slice::from_ref(&changed)
+    );
+    let filter = client.command(r#"{"execute":"query-rx-filter","arguments":{"name":"nic0"}}"#);
+    assert!(
+        filter.contains(r#""promiscuous": false"#),
+        "{}",
+        &filter[..100]
+    );
+    assert!(filter.contains(r#""multicast": "all""#));
+    // Queried, the next change is announced again.
+    for (up, seen) in [(false, "link=down"), (true, "rx-mode ack=Some(0)")] {
+        let set = format!(r#"{{"execute":"set_link","arguments":{{"name":"nic0","up":{up}}}}}"#);
+        assert_eq!(client.command(&set), r#"{"return": {}}"#);
+        vmm.wait_for_serial(&format!("kvmon-test: net {seen}\r\n"));
+    }
+    assert_eq!(events_within(&mut client, one_second), [changed]);
 }

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kvmon_tests::{cont, event, named, query_status, with_data, Client, Vmm};
+use kvmon_tests::{cont, event, events_within, named, query_status, with_data, Client, Vmm};
 
 const OK: &str = r#"{"return": {}}"#;
 const RUNNING: &str = r#"{"return": {"status": "running", "running": true}}"#;
@@ -48,19 +48,6 @@ fn field(serial: &str, needle: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key}= in {line}"))
         .trim()
         .to_string()
-}
-
-/// The events that arrive within `window`.
-fn events_within(client: &mut Client, window: Duration) -> Vec<String> {
-    let deadline = Instant::now() + window;
-    let mut events = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match client.try_line(left) {
-            Some(line) => events.push(kvmon_tests::normalize(&line, &[])),
-            None => break,
-        }
-    }
-    events
 }
 
 #[test]

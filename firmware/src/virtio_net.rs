@@ -8,6 +8,8 @@ use crate::virtio::{Device, Queue};
 const NET_ID: u32 = 1;
 const F_MAC: u32 = 5;
 const F_STATUS: u32 = 16;
+const F_CTRL_VQ: u32 = 17;
+const F_CTRL_RX: u32 = 18;
 const HEADER: usize = 12;
 const RINGS: u64 = 0x80_0000;
 /// Receive buffers, then the one transmit buffer.
@@ -15,11 +17,14 @@ const BUFFERS: u64 = 0x81_0000;
 const BUFFER: u32 = 2048;
 const RX_BUFFERS: u16 = 8;
 const TX_BUFFER: u64 = BUFFERS + RX_BUFFERS as u64 * BUFFER as u64;
+/// A control command: class, command, one byte of data, the answer.
+const CTRL_BUFFER: u64 = TX_BUFFER + BUFFER as u64;
 
 pub struct Net {
     device: Device,
     rx: Queue,
     tx: Queue,
+    ctrl: Option<Queue>,
     pub mac: [u8; 6],
     pub ip: [u8; 4],
 }
@@ -50,11 +55,20 @@ pub enum Seen {
 }
 
 impl Net {
-    pub fn find(ip: [u8; 4]) -> Option<Net> {
+    /// The first NIC, with the control queue for rx modes when `control`.
+    pub fn find(ip: [u8; 4], control: bool) -> Option<Net> {
         let device = Device::find(NET_ID)?;
-        device.negotiate(1 << F_MAC | 1 << F_STATUS)?;
+        let wanted = match control {
+            true => 1 << F_MAC | 1 << F_STATUS | 1 << F_CTRL_VQ | 1 << F_CTRL_RX,
+            false => 1 << F_MAC | 1 << F_STATUS,
+        };
+        let accepted = device.negotiate(wanted)?;
         let mut rx = device.queue(0, RINGS, RX_BUFFERS)?;
         let tx = device.queue(1, RINGS + 0x4000, 8)?;
+        let ctrl = match accepted & 1 << F_CTRL_VQ {
+            0 => None,
+            _ => Some(device.queue(2, RINGS + 0x8000, 8)?),
+        };
         let mut mac = [0u8; 6];
         for (i, byte) in mac.iter_mut().enumerate() {
             *byte = device.config_byte(i as u64);
@@ -64,7 +78,25 @@ impl Net {
             rx.post(head, BUFFERS + u64::from(head) * u64::from(BUFFER), BUFFER, true);
         }
         rx.notify();
-        Some(Net { device, rx, tx, mac, ip })
+        Some(Net {
+            device,
+            rx,
+            tx,
+            ctrl,
+            mac,
+            ip,
+        })
+    }
+
+    /// Sets rx mode `command` (0 promiscuous, 1 all-multicast, ...) on or
+    /// off; the device's answer (0 for OK), or `None` without the control
+    /// queue.
+    pub fn rx_mode(&mut self, command: u8, on: bool) -> Option<u8> {
+        let ctrl = self.ctrl.as_mut()?;
+        let buffer = bytes(CTRL_BUFFER, 4);
+        buffer.copy_from_slice(&[0, command, u8::from(on), 0xff]);
+        ctrl.transfer(&[(CTRL_BUFFER, 3, false), (CTRL_BUFFER + 3, 1, true)]);
+        Some(bytes(CTRL_BUFFER, 4)[3])
     }
 
     pub fn link_up(&self) -> bool {

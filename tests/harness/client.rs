@@ -231,6 +231,19 @@ pub fn event<S: Socket>(client: &mut Client<S>) -> String {
     normalize(&client.event(), &[])
 }
 
+/// The events that arrive within `window`, as [`event`] shows them.
+pub fn events_within<S: Socket>(client: &mut Client<S>, window: Duration) -> Vec<String> {
+    let deadline = Instant::now() + window;
+    let mut events = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match client.try_line(left) {
+            Some(line) => events.push(normalize(&line, &[])),
+            None => break,
+        }
+    }
+    events
+}
+
 /// An event without data, as [`event`] shows it.
 pub fn named(name: &str) -> String {
     format!(r#"{{"timestamp": {{"seconds": S, "microseconds": U}}, "event": "{name}"}}"#)

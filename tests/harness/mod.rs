@@ -8,7 +8,7 @@ pub mod client;
 pub mod process;
 pub mod testhost;
 
-pub use client::{cont, event, named, normalize, query_status, with_data, Client};
+pub use client::{cont, event, events_within, named, normalize, query_status, with_data, Client};
 pub use process::{
     default_firmware, kvmon_bin, qemu_bin, run_kvmon, test_guest, TempDir, Vmm, QEMU_KVM,
 };

@@ -132,7 +132,10 @@ fn main(boot: &fw::Boot) -> ! {
         }
         "rtc-irq" => rtc_interrupts(acpi),
         "balloon" => balloon(boot.ram),
-        "net" => net(argument(boot.cmdline).and_then(parse_ip)),
+        "net" | "net-rxmode" => net(
+            argument(boot.cmdline).and_then(parse_ip),
+            scenario == "net-rxmode",
+        ),
         "watchdog" => watchdog(argument(boot.cmdline).and_then(|a| a.parse().ok())),
         "pvpanic" => {
             let value = argument(boot.cmdline).and_then(|a| a.parse().ok()).unwrap_or(1);
@@ -198,9 +201,11 @@ fn parse_ip(text: &str) -> Option<[u8; 4]> {
 }
 
 /// Answers ARP and ping at `ip` on the first NIC, reporting each reply
-/// and each change of the link.
-fn net(ip: Option<[u8; 4]>) -> ! {
-    let Some(mut net) = ip.and_then(Net::find) else {
+/// and each change of the link.  With `rx_modes` it turns promiscuous mode
+/// off and all-multicast on at start, and toggles all-multicast each time
+/// the link comes up.
+fn net(ip: Option<[u8; 4]>, rx_modes: bool) -> ! {
+    let Some(mut net) = ip.and_then(|ip| Net::find(ip, rx_modes)) else {
         println!("kvmon-test: error what=no-net-device");
         idle()
     };
@@ -211,6 +216,12 @@ fn net(ip: Option<[u8; 4]>) -> ! {
         mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
         if link { "up" } else { "down" }
     );
+    let mut allmulti = true;
+    if rx_modes {
+        let promisc = net.rx_mode(0, false);
+        let all = net.rx_mode(1, allmulti);
+        println!("kvmon-test: net rx-mode acks={promisc:?},{all:?}");
+    }
     let (mut arps, mut echoes) = (0u64, 0u64);
     loop {
         match net.poll() {
@@ -227,6 +238,10 @@ fn net(ip: Option<[u8; 4]>) -> ! {
         if net.link_up() != link {
             link = !link;
             println!("kvmon-test: net link={}", if link { "up" } else { "down" });
+            if rx_modes && link {
+                allmulti = !allmulti;
+                println!("kvmon-test: net rx-mode ack={:?}", net.rx_mode(1, allmulti));
+            }
         }
     }
 }
