@@ -120,8 +120,7 @@ impl std::fmt::Debug for KvmPlatform {
 /// library's text for the error.
 fn kvm_error(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> String {
     move |error| {
-        let text = std::io::Error::from_raw_os_error(error.errno()).to_string();
-        let text = text.split(" (os error").next().unwrap_or_default();
+        let text = virtio::os_text(&std::io::Error::from_raw_os_error(error.errno()));
         format!("cannot {what}: {text}")
     }
 }
