@@ -1,8 +1,9 @@
 //! Debian's Linux under kvmon on real KVM, in the test host
 //! (harness/testhost.rs): PVH vmlinux and bzImage boots with an initramfs
 //! whose init plays a scenario (xtask/src/testhost/guest-init.sh), guest and
-//! QMP power management, stop/cont, the guest's clock, and the kernel's
-//! warnings beside QEMU's on the same guest.
+//! QMP power management, stop/cont, the guest's clock, the kernel's
+//! warnings beside QEMU's on the same guest, and Linux's own drivers for
+//! kvmon's devices (disk, clock, watchdog, pvpanic, balloon, NIC).
 
 // In tests a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -464,4 +465,76 @@ fn with_deflate_on_oom_linux_survives_a_memory_hog_by_deflating() {
     );
     assert!(least <= 192 * MIB, "{sizes:?}");
     assert!(actual >= least + 64 * MIB, "{reply}, {sizes:?}");
+}
+
+/// The word after `key=` on the first line of `output` that holds `needle`.
+fn value_on<'o>(output: &'o str, needle: &str, key: &str) -> &'o str {
+    let line = output.lines().find(|line| line.contains(needle)).unwrap();
+    let start = line.find(&format!("{key}=")).unwrap() + key.len() + 1;
+    line[start..].split([' ', '\r']).next().unwrap()
+}
+
+#[test]
+fn linux_virtio_net_pings_and_streams_tcp_with_the_test_host_and_sees_set_link() {
+    const NET: Duration = Duration::from_secs(60);
+    let mut host = testhost();
+    let mut run = linux(
+        &mut host,
+        "vmlinux",
+        "net",
+        &[
+            "-S",
+            "-netdev",
+            "tap,id=n0,ifname=ktap0,script=no,downscript=no",
+            "-device",
+            "virtio-net-device,netdev=n0,id=nic0",
+        ],
+    );
+    let mut client = run.negotiated();
+    // kvmon made the tap; the test host's end of it is 169.254.10.1, where
+    // a listener takes the guest's stream.
+    run.shell(
+        "ip addr add 169.254.10.1/24 dev ktap0 && ip link set ktap0 up && rm -f /tmp/net-in && \
+         { nc -l -p 5000 -e sh -c 'md5sum >/tmp/net-in' </dev/null >/dev/null 2>&1 & }",
+    );
+    kvmon_tests::cont(&mut client);
+
+    let output = run.wait_for_output("testhost-guest: net sent", 1, BOOT);
+    assert!(
+        output.contains("net ping status=0 3 packets received"),
+        "{output}"
+    );
+    assert_eq!(value_on(&output, "net sent", "status"), "0", "{output}");
+    let sent = value_on(&output, "net sending", "md5");
+    let received = run.shell("cat /tmp/net-in");
+    assert!(received.starts_with(sent), "{received} for {sent}");
+
+    let ping = run.shell("ping -c 3 -W 10 169.254.10.2");
+    assert!(ping.contains("3 packets received"), "{ping}");
+
+    run.wait_for_output("testhost-guest: net listening", 1, NET);
+    // The guest's listener may not be bound yet when it says so.
+    let stream = run.shell(
+        "dd if=/dev/urandom of=/tmp/net-out bs=64k count=32 2>/dev/null && \
+         for i in $(seq 50); do nc 169.254.10.2 5001 </tmp/net-out 2>/dev/null && break; \
+         usleep 200000; done; md5sum </tmp/net-out",
+    );
+    let output = run.wait_for_output("testhost-guest: net received", 1, NET);
+    let received = value_on(&output, "net received", "md5");
+    assert!(
+        stream.trim_end().ends_with(&format!("{received}  -")),
+        "{stream} for {received}"
+    );
+
+    // set_link: the guest's kernel sees the carrier go and come back.
+    run.wait_for_output("testhost-guest: net carrier=1", 1, NET);
+    for (up, carrier, count) in [(false, 0, 1), (true, 1, 2)] {
+        let set = format!(r#"{{"execute":"set_link","arguments":{{"name":"nic0","up":{up}}}}}"#);
+        assert_eq!(client.command(&set), r#"{"return": {}}"#);
+        run.wait_for_output(
+            &format!("testhost-guest: net carrier={carrier}"),
+            count,
+            NET,
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! byte alike, errors included.  And carrying frames: the test guest
 //! answers ARP and ping from the host's kernel across a tap moved into a
 //! network namespace the test makes, with link-local addresses that exist
-//! only there, and sees set_link.
+//! only there, and sees set_link; and kvmon outlives the tap.
 
 // In tests a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -154,6 +154,18 @@ fn the_guest_answers_arp_and_ping_across_a_tap_and_sees_set_link() {
     vmm.wait_for_serial("kvmon-test: net link=down");
     assert_eq!(client.command(&set("n0", true)), r#"{"return": {}}"#);
     vmm.wait_for_serial("kvmon-test: net link=up");
+
+    // The tap deleted under it: kvmon says so and serves on.
+    let (deleted, output) = namespace.run(&format!("ip link del {tap}"));
+    assert!(deleted, "{output}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !vmm.stderr().contains(&format!("the tap {tap} has gone")) {
+        assert!(std::time::Instant::now() < deadline, "{}", vmm.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(client.command(&set("nic0", false)), r#"{"return": {}}"#);
+    vmm.wait_for_serial("kvmon-test: net link=down");
+    assert!(kvmon_tests::query_status(&mut client).contains("running"));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use virtio_bindings::virtio_config::{
     VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_F_VERSION_1,
 };
 use virtio_bindings::virtio_mmio::*;
+use virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -270,11 +271,18 @@ impl MmioTransport {
         let invalid = self.queues.iter().enumerate().position(|(index, queue)| {
             queue.ready() && (!queue.is_valid(&self.memory) || self.missized.contains(&index))
         });
+        // Each queue as the driver set it up, with the ring's notification
+        // scheme the features chose.
+        let event_idx = self.driver_features & 1 << VIRTIO_RING_F_EVENT_IDX != 0;
         let copies = self
             .queues
             .iter()
-            .map(|queue| Queue::try_from(queue.state()))
-            .collect::<Result<Vec<_>, _>>();
+            .map(|queue| {
+                let mut copy = Queue::try_from(queue.state())?;
+                copy.set_event_idx(event_idx);
+                Ok(copy)
+            })
+            .collect::<Result<Vec<_>, virtio_queue::Error>>();
         let notifiers = self
             .notifiers
             .iter()

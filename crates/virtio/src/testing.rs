@@ -21,6 +21,8 @@ pub struct DriverQueue {
     avail_idx: u16,
     used_seen: u16,
     notifier: EventFd,
+    /// VIRTIO_RING_F_EVENT_IDX: notify only past the device's avail_event.
+    event_idx: bool,
 }
 
 impl DriverQueue {
@@ -33,6 +35,16 @@ impl DriverQueue {
             avail_idx: 0,
             used_seen: 0,
             notifier: EventFd::new(0).unwrap(),
+            event_idx: false,
+        }
+    }
+
+    /// The same queue, notifying as a driver that negotiated
+    /// VIRTIO_RING_F_EVENT_IDX does when `on`.
+    pub fn with_event_idx(self, on: bool) -> DriverQueue {
+        DriverQueue {
+            event_idx: on,
+            ..self
         }
     }
 
@@ -51,6 +63,7 @@ impl DriverQueue {
         queue.set_desc_table_address(Some(self.base as u32), Some(0));
         queue.set_avail_ring_address(Some(self.avail() as u32), Some(0));
         queue.set_used_ring_address(Some(self.used() as u32), Some(0));
+        queue.set_event_idx(self.event_idx);
         queue.set_ready(true);
         queue
     }
@@ -78,15 +91,26 @@ impl DriverQueue {
         }
     }
 
-    /// Makes the chain at `head` available and notifies the device.
+    /// Makes the chain at `head` available and notifies the device (with
+    /// event indexes, only when the device asked to hear of this one).
     pub fn offer(&mut self, head: u16) {
         let slot = self.avail() + 4 + 2 * u64::from(self.avail_idx % self.size);
         self.memory.write_obj(head, GuestAddress(slot)).unwrap();
+        let old = self.avail_idx;
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.memory
             .write_obj(self.avail_idx, GuestAddress(self.avail() + 2))
             .unwrap();
-        self.notifier.write(1).unwrap();
+        let avail_event: u16 = self
+            .memory
+            .read_obj(GuestAddress(self.used() + 4 + 8 * u64::from(self.size)))
+            .unwrap();
+        // The spec's vring_need_event().
+        let new = self.avail_idx;
+        if !self.event_idx || new.wrapping_sub(avail_event).wrapping_sub(1) < new.wrapping_sub(old)
+        {
+            self.notifier.write(1).unwrap();
+        }
     }
 
     /// The next used buffer (id, length), if the device returns one

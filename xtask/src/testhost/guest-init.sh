@@ -111,6 +111,30 @@ balloon-hog)
     echo "testhost-guest: hog start free_kb=$now"
     dd if=/dev/zero of=/dev/null bs=320M count=1 2>/dev/null
     echo "testhost-guest: hog status=$?" ;;
+net)
+    # The first NIC at 169.254.10.2/24; the test host is .1 across the tap.
+    # Pings, then a TCP stream each way with busybox nc: the listener hands
+    # the stream to a shell, whose end closes the connection, so the
+    # sender's nc ends once all is through.  Then the carrier as it changes.
+    ip link set eth0 up
+    ip addr add 169.254.10.2/24 dev eth0
+    ping -c 3 -W 10 169.254.10.1 >/tmp/ping
+    echo "testhost-guest: net ping status=$? $(grep -o '[0-9]* packets received' /tmp/ping)"
+    dd if=/dev/urandom of=/tmp/out bs=64k count=32 2>/dev/null
+    echo "testhost-guest: net sending md5=$(md5sum </tmp/out | cut -d' ' -f1)"
+    nc 169.254.10.1 5000 </tmp/out
+    echo "testhost-guest: net sent status=$?"
+    nc -l -p 5001 -e sh -c 'md5sum >/tmp/in' </dev/null &
+    echo "testhost-guest: net listening"
+    wait
+    echo "testhost-guest: net received md5=$(cut -d' ' -f1 /tmp/in)"
+    last=
+    while :; do
+        carrier=$(cat /sys/class/net/eth0/carrier)
+        [ "$carrier" = "$last" ] || echo "testhost-guest: net carrier=$carrier"
+        last=$carrier
+        usleep 100000
+    done ;;
 warnings)
     # Kernel messages of level warning or worse (the console, quiet, shows
     # only errors).

@@ -23,9 +23,9 @@ use kernel::Kernel;
 
 /// What the test host loads besides its kernel's built-ins (dependencies
 /// follow): KVM for AMD, the NIC of QEMU's `-nic user,model=e1000`, virtio
-/// consoles, the harness's channels, and loop devices and ext2 (as ext4,
+/// consoles, the harness's channels, loop devices and ext2 (as ext4,
 /// which needs crc32c), for disk images that take O_DIRECT, which tmpfs
-/// does not.
+/// does not, and taps for the guests' NICs.
 const HOST_MODULES: &[&str] = &[
     "kvm-amd",
     "e1000",
@@ -34,11 +34,13 @@ const HOST_MODULES: &[&str] = &[
     "loop",
     "crc32c_generic",
     "ext4",
+    "tun",
 ];
 /// What the guest's busybox acpid needs (the ACPI power button as an
 /// input device), virtio-blk on virtio-mmio (found through ACPI), the ib700
-/// watchdog's driver (which binds without a probe) and pvpanic's (which
-/// binds to the ACPI node QEMU0001).  rtc_cmos is built in.
+/// watchdog's driver (which binds without a probe), pvpanic's (which
+/// binds to the ACPI node QEMU0001), the balloon's and the NIC's.
+/// rtc_cmos is built in.
 const GUEST_MODULES: &[&str] = &[
     "button",
     "evdev",
@@ -47,6 +49,7 @@ const GUEST_MODULES: &[&str] = &[
     "ib700wdt",
     "pvpanic_mmio",
     "virtio_balloon",
+    "virtio_net",
 ];
 
 /// Files under /usr/share that QEMU loads: its ROMs and SeaBIOS.

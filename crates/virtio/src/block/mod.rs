@@ -19,7 +19,6 @@ use std::sync::Arc;
 use virtio_bindings::virtio_blk::*;
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use virtio_queue::QueueT;
 
 pub use drive::{Drive, IoStatus};
 pub use options::{Cache, DriveOptions, ErrorAction, ErrorPolicy};
@@ -170,15 +169,14 @@ impl VirtioDevice for Block {
             memory,
             queues,
             notifiers,
-            accepted,
             interrupt,
+            ..
         } = activation;
-        let (Some(mut queue), Some(notifier)) =
+        let (Some(queue), Some(notifier)) =
             (queues.into_iter().next(), notifiers.into_iter().next())
         else {
             return Err(ActivateError("the block device has no queue".into()));
         };
-        queue.set_event_idx(accepted & 1 << VIRTIO_RING_F_EVENT_IDX != 0);
         let (drive, errors) = (self.drive.clone(), self.errors.clone());
         let (serial, qom_path) = (self.serial(), self.qom_path.clone());
         let device_interrupt = interrupt.clone();

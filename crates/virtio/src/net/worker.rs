@@ -8,10 +8,11 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{fence, Ordering};
 
 use virtio_bindings::virtio_net::*;
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
-use vm_memory::GuestMemoryMmap;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::ctrl::{self, Effect};
@@ -52,6 +53,10 @@ pub(super) struct Worker {
     blocked: bool,
     /// Transmit errors logged, so a vanished tap does not flood the log.
     errors_logged: u64,
+    /// The tap's interface was deleted: the thread no longer waits on it
+    /// (it would report an error at once, forever); what the guest sends
+    /// is counted as refused.
+    tap_gone: bool,
 }
 
 /// The tap offloads the guest's receive features allow.
@@ -101,6 +106,7 @@ impl Worker {
             starved: false,
             blocked: false,
             errors_logged: 0,
+            tap_gone: false,
         })
     }
 
@@ -117,13 +123,16 @@ impl Worker {
             if self.blocked {
                 tap_events |= libc::POLLOUT;
             }
-            let wanted: Vec<_> = [
-                (stop.as_raw_fd(), libc::POLLIN),
-                (self.tap.as_raw_fd(), tap_events),
-            ]
-            .into_iter()
-            .chain(self.notifiers.iter().map(|n| (n.as_raw_fd(), libc::POLLIN)))
-            .collect();
+            // poll() skips a negative fd.
+            let tap_fd = if self.tap_gone {
+                -1
+            } else {
+                self.tap.as_raw_fd()
+            };
+            let wanted: Vec<_> = [(stop.as_raw_fd(), libc::POLLIN), (tap_fd, tap_events)]
+                .into_iter()
+                .chain(self.notifiers.iter().map(|n| (n.as_raw_fd(), libc::POLLIN)))
+                .collect();
             let events = match wait_for(&wanted) {
                 Ok(events) => events,
                 Err(error) => {
@@ -149,14 +158,11 @@ impl Worker {
                 let _ = self.notifiers[2].read();
                 self.serve_ctrl();
             }
-            if tap & (libc::POLLERR | libc::POLLHUP) != 0 && !self.starved {
-                log::warn!(
-                    "virtio-net: the tap {} has gone; the NIC stops receiving",
-                    self.tap.name()
-                );
-                self.starved = true;
+            // A tap whose interface was deleted reports an error.
+            if tap & (libc::POLLERR | libc::POLLHUP) != 0 {
+                self.lose_tap();
             }
-            if !self.starved {
+            if !self.starved && !self.tap_gone {
                 self.receive();
             }
         }
@@ -171,6 +177,10 @@ impl Worker {
                 let len = match self.tap.file().read(&mut self.frame) {
                     Ok(len) => len,
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) if error.raw_os_error() == Some(libc::EBADFD) => {
+                        self.lose_tap();
+                        break;
+                    }
                     Err(error) => {
                         log::warn!("virtio-net: cannot read from the tap: {error}");
                         self.starved = true;
@@ -198,6 +208,7 @@ impl Worker {
                     delivered = true;
                     NetCounters::count(&self.handle.counters().rx_frames);
                 }
+                None if self.ask_for_buffers() => {}
                 None => {
                     self.starved = true;
                     break;
@@ -207,6 +218,32 @@ impl Worker {
         if delivered {
             self.signal(Which::Rx);
         }
+    }
+
+    /// Asks the driver to notify the receive queue when it adds a buffer
+    /// beyond those it has offered so far (some may be too few for the
+    /// frame, and not taken).  True if buffers came meanwhile.
+    fn ask_for_buffers(&mut self) -> bool {
+        let Ok(offered) = self.rx.avail_idx(&self.memory, Ordering::Acquire) else {
+            return false;
+        };
+        let asked = if self.rx.event_idx_enabled() {
+            // avail_event follows the used ring's entries.  virtio-queue's
+            // enable_notification() would set it to the first buffer not
+            // taken, which the driver has already passed.
+            let at = self.rx.used_ring() + 4 + 8 * u64::from(self.rx.size());
+            self.memory
+                .store(offered.0.to_le(), GuestAddress(at), Ordering::Relaxed)
+                .is_ok()
+        } else {
+            self.rx.enable_notification(&self.memory).is_ok()
+        };
+        fence(Ordering::SeqCst);
+        asked
+            && self
+                .rx
+                .avail_idx(&self.memory, Ordering::Acquire)
+                .is_ok_and(|now| now != offered)
     }
 
     /// Puts the pending frame into receive buffers; `None` (and nothing
@@ -354,6 +391,16 @@ impl Worker {
         true
     }
 
+    fn lose_tap(&mut self) {
+        if !self.tap_gone {
+            log::warn!(
+                "virtio-net: the tap {} has gone; the NIC no longer receives, and what it sends is dropped",
+                self.tap.name()
+            );
+            self.tap_gone = true;
+        }
+    }
+
     /// Carries out the control queue's commands.
     fn serve_ctrl(&mut self) {
         let memory = self.memory.clone();
@@ -361,7 +408,19 @@ impl Worker {
             return;
         };
         let mut answered = false;
-        while let Some(chain) = queue.pop_descriptor_chain(&memory) {
+        loop {
+            let Some(chain) = queue.pop_descriptor_chain(&memory) else {
+                // With event indexes the driver notifies only past where
+                // this says the device stopped.
+                match queue.enable_notification(&memory) {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(error) => {
+                        log::warn!("virtio-net: cannot read the control ring: {error}");
+                        break;
+                    }
+                }
+            };
             let head = chain.head_index();
             let (status, effect) = command(&memory, chain.clone(), &self.handle);
             let ack = chain.writer(&memory).ok().and_then(|mut writer| {
