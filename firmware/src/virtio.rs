@@ -39,6 +39,8 @@ const F_VERSION_1_HIGH: u32 = 1 << (32 - 32);
 
 /// Descriptor flags.
 const NEXT: u16 = 1;
+/// The used ring's flag by which a device declines notifications.
+const USED_F_NO_NOTIFY: u16 = 1;
 const WRITE: u16 = 2;
 
 pub fn write_u64(address: u64, value: u64) {
@@ -207,8 +209,7 @@ impl Queue {
         self.avail_idx = self.avail_idx.wrapping_add(1);
         fence(Ordering::SeqCst);
         write_u16(self.avail + 2, self.avail_idx);
-        fence(Ordering::SeqCst);
-        write32(self.notify, self.index);
+        self.notify();
     }
 
     /// Whether the device has returned a buffer since the last call.
@@ -236,10 +237,14 @@ impl Queue {
         write_u16(self.avail + 2, self.avail_idx);
     }
 
-    /// Tells the device there are new buffers.
+    /// Tells the device there are new buffers, unless it is working
+    /// through the ring and asked not to be (the used ring's
+    /// NO_NOTIFY flag: the spec's driver then SHOULD NOT notify).
     pub fn notify(&self) {
         fence(Ordering::SeqCst);
-        write32(self.notify, self.index);
+        if read_u16(self.used) & USED_F_NO_NOTIFY == 0 {
+            write32(self.notify, self.index);
+        }
     }
 
     /// The next buffer the device returned: its head and the bytes it wrote.

@@ -1,7 +1,8 @@
 //! A virtio-net driver for the test guest, with just enough of a network
 //! stack to be reached: it answers ARP requests for its address and ICMP
-//! echo requests, and reports its link status.  Receive buffers are whole
-//! frames (no mergeable buffers); nothing is offloaded.
+//! echo requests, and reports its link status.  For `bench net` it also
+//! streams frames of its own EtherType out and counts them in.  Receive
+//! buffers are whole frames (no mergeable buffers); nothing is offloaded.
 
 use crate::virtio::{Device, Queue};
 
@@ -15,10 +16,16 @@ const RINGS: u64 = 0x80_0000;
 /// Receive buffers, then the one transmit buffer.
 const BUFFERS: u64 = 0x81_0000;
 const BUFFER: u32 = 2048;
-const RX_BUFFERS: u16 = 8;
+const RX_BUFFERS: u16 = 64;
+/// Transmit descriptors: a stream keeps this many frames out at once.
+const TX_SLOTS: u16 = 64;
 const TX_BUFFER: u64 = BUFFERS + RX_BUFFERS as u64 * BUFFER as u64;
 /// A control command: class, command, one byte of data, the answer.
 const CTRL_BUFFER: u64 = TX_BUFFER + BUFFER as u64;
+/// `bench net`'s frames: a local experimental EtherType, to a made-up
+/// locally administered address.
+const BENCH_ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+const BENCH_DESTINATION: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 
 pub struct Net {
     device: Device,
@@ -64,7 +71,7 @@ impl Net {
         };
         let accepted = device.negotiate(wanted)?;
         let mut rx = device.queue(0, RINGS, RX_BUFFERS)?;
-        let tx = device.queue(1, RINGS + 0x4000, 8)?;
+        let tx = device.queue(1, RINGS + 0x4000, TX_SLOTS)?;
         let ctrl = match accepted & 1 << F_CTRL_VQ {
             0 => None,
             _ => Some(device.queue(2, RINGS + 0x8000, 8)?),
@@ -113,6 +120,63 @@ impl Net {
         self.rx.post(head, at, BUFFER, true);
         self.rx.notify();
         Some(seen)
+    }
+
+    /// Waits for `count` frames of the bench's EtherType whose payload
+    /// starts with `marker`, handing the buffers back a batch at a time.
+    pub fn count_marked(&mut self, marker: u8, count: u64) {
+        let mut seen = 0;
+        while seen < count {
+            let mut returned = false;
+            while let Some((head, len)) = self.rx.next_used() {
+                let at = BUFFERS + u64::from(head) * u64::from(BUFFER);
+                let len = (len as usize).min(BUFFER as usize).saturating_sub(HEADER);
+                let frame = bytes(at + HEADER as u64, len);
+                if len > 14 && frame[12..14] == BENCH_ETHERTYPE && frame[14] == marker {
+                    seen += 1;
+                }
+                self.rx.post(head, at, BUFFER, true);
+                returned = true;
+            }
+            if returned {
+                self.rx.notify();
+            }
+        }
+    }
+
+    /// Sends `count` frames of `len` bytes (from the Ethernet header on)
+    /// of the bench's EtherType, marked 'D', keeping the transmit queue
+    /// full; returns once the device has taken them all.
+    pub fn stream(&mut self, count: u64, len: u32) {
+        let len = len.clamp(60, BUFFER - HEADER as u32);
+        let frame = bytes(TX_BUFFER, HEADER + len as usize);
+        frame.fill(0);
+        frame[HEADER..HEADER + 6].copy_from_slice(&BENCH_DESTINATION);
+        frame[HEADER + 6..HEADER + 12].copy_from_slice(&self.mac);
+        frame[HEADER + 12..HEADER + 14].copy_from_slice(&BENCH_ETHERTYPE);
+        frame[HEADER + 14] = b'D';
+        // Every descriptor points at the same frame: the device only reads.
+        let mut free = [0u16; TX_SLOTS as usize];
+        for (slot, head) in free.iter_mut().enumerate() {
+            *head = slot as u16;
+        }
+        let (mut free_count, mut sent) = (usize::from(TX_SLOTS), 0);
+        while sent < count || free_count < usize::from(TX_SLOTS) {
+            while let Some((head, _)) = self.tx.next_used() {
+                free[free_count] = head;
+                free_count += 1;
+            }
+            let mut posted = false;
+            while sent < count && free_count > 0 {
+                free_count -= 1;
+                self.tx.post(free[free_count], TX_BUFFER, HEADER as u32 + len, false);
+                sent += 1;
+                posted = true;
+            }
+            if posted {
+                self.tx.notify();
+            }
+        }
     }
 
     fn answer(&mut self, frame: &[u8]) -> Seen {

@@ -62,6 +62,29 @@ impl AdaptivePoll {
         Ok(ready)
     }
 
+    /// Checks `ready` again and again, without sleeping, for the current
+    /// window; whether it came true.  For what no fd signals, such as a
+    /// ring a driver fills while the device has asked it not to notify.
+    /// When it did not, [`AdaptivePoll::missed_by`] tells how late it was.
+    pub fn spin(&mut self, mut ready: impl FnMut() -> bool) -> bool {
+        let started = Instant::now();
+        loop {
+            if ready() {
+                return true;
+            }
+            if started.elapsed() >= self.window {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// What a [`AdaptivePoll::spin`] waited for came `waited` after the
+    /// spin began: the window follows the same rule as for fds.
+    pub fn missed_by(&mut self, waited: Duration) {
+        self.adjust(waited);
+    }
+
     /// QEMU's rule: keep a window that caught the event; grow one that
     /// was too short, up to the maximum; drop it when the wait was longer
     /// than the maximum.

@@ -16,8 +16,9 @@
 //! image, reads the ID, writes, flushes and reads back, then powers off),
 //! `blk-fill` (writes 256 KiB in 64 KiB requests, flushes, reads it back,
 //! then powers off), `blk-bench MODE COUNT` (timed requests for `cargo
-//! xtask bench blk`, then powers off), `rtc-read` (reports the CMOS
-//! clock's time), `rtc-set TIME` and `rtc-set-many TIME` (set the clock to
+//! xtask bench blk`, then powers off), `net-bench tx|rx FRAMES BYTES`
+//! (frames streamed out or counted in for `cargo xtask bench net`, then
+//! powers off), `rtc-read` (reports the CMOS clock's time), `rtc-set TIME` and `rtc-set-many TIME` (set the clock to
 //! `YYYY-MM-DDTHH:MM:SS`, once or ten times in a row), `rtc-irq` (counts
 //! periodic, alarm and update-ended interrupts), `watchdog INDEX` (arms the
 //! ib700 with a timeout index, feeds it twice a second apart, then starves
@@ -132,6 +133,13 @@ fn main(boot: &fw::Boot) -> ! {
         }
         "rtc-irq" => rtc_interrupts(acpi),
         "balloon" => balloon(boot.ram),
+        "net-bench" => {
+            net_bench(boot.cmdline);
+            if !acpi.is_some_and(|acpi| power::acpi_poweroff(&acpi)) {
+                println!("kvmon-test: error what=no-sleep-register");
+            }
+            idle()
+        }
         "net" | "net-rxmode" => net(
             argument(boot.cmdline).and_then(parse_ip),
             scenario == "net-rxmode",
@@ -244,6 +252,28 @@ fn net(ip: Option<[u8; 4]>, rx_modes: bool) -> ! {
             }
         }
     }
+}
+
+/// `net-bench tx|rx FRAMES BYTES`: once the host's go frame (marked 'G')
+/// comes, streams FRAMES frames of BYTES out, or counts FRAMES frames
+/// (marked 'D') in.
+fn net_bench(cmdline: &str) {
+    let mut words = cmdline.split(' ').skip(1);
+    let mode = words.next().unwrap_or("tx");
+    let count: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(1000);
+    let len: u32 = words.next().and_then(|w| w.parse().ok()).unwrap_or(1514);
+    let Some(mut net) = Net::find([169, 254, 10, 2], false) else {
+        println!("kvmon-test: error what=no-net-device");
+        return;
+    };
+    println!("kvmon-test: net-bench ready mode={mode}");
+    net.count_marked(b'G', 1);
+    println!("kvmon-test: net-bench begin mode={mode} frames={count} bytes={len}");
+    match mode {
+        "tx" => net.stream(count, len),
+        _ => net.count_marked(b'D', count),
+    }
+    println!("kvmon-test: net-bench end mode={mode} frames={count}");
 }
 
 /// The word after the scenario's name.

@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, Ordering};
+use std::time::Instant;
 
 use virtio_bindings::virtio_net::*;
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
@@ -19,6 +20,7 @@ use super::ctrl::{self, Effect};
 use super::tap::{Tap, VNET_HDR_LEN};
 use super::{NetCounters, NetHandle};
 use crate::device::{Activation, Interrupt};
+use crate::polling::AdaptivePoll;
 use crate::segments::{Segment, Segments};
 use crate::wait_for;
 
@@ -53,6 +55,10 @@ pub(super) struct Worker {
     blocked: bool,
     /// Transmit errors logged, so a vanished tap does not flood the log.
     errors_logged: u64,
+    /// How long to watch the transmit ring, notifications off, before
+    /// sleeping; and when the last watch began that saw nothing.
+    tx_polling: AdaptivePoll,
+    tx_idle_since: Option<Instant>,
     /// The tap's interface was deleted: the thread no longer waits on it
     /// (it would report an error at once, forever); what the guest sends
     /// is counted as refused.
@@ -91,6 +97,12 @@ impl Worker {
             .next()
             .filter(|_| accepted & 1 << VIRTIO_NET_F_CTRL_VQ != 0);
         tap.set_offloads(tap_offloads(accepted))?;
+        // Receive buffers are not waited for until a frame lacks them
+        // (ask_for_buffers): meanwhile the driver need not notify.
+        let mut rx = rx;
+        if let Err(error) = rx.disable_notification(&memory) {
+            log::warn!("virtio-net: cannot set the receive ring's flags: {error}");
+        }
         Ok(Worker {
             memory,
             tap,
@@ -106,6 +118,8 @@ impl Worker {
             starved: false,
             blocked: false,
             errors_logged: 0,
+            tx_polling: AdaptivePoll::default(),
+            tx_idle_since: None,
             tap_gone: false,
         })
     }
@@ -148,9 +162,13 @@ impl Worker {
             if fired(2) != 0 {
                 let _ = self.notifiers[0].read();
                 self.starved = false;
+                let _ = self.rx.disable_notification(&self.memory);
             }
             if fired(3) != 0 || tap & libc::POLLOUT != 0 {
                 let _ = self.notifiers[1].read();
+                if let Some(since) = self.tx_idle_since.take() {
+                    self.tx_polling.missed_by(since.elapsed());
+                }
                 self.blocked = false;
                 self.transmit();
             }
@@ -328,9 +346,26 @@ impl Worker {
             if self.blocked {
                 break;
             }
+            if sent {
+                self.signal(Which::Tx);
+                sent = false;
+            }
+            // Notifications still off, the ring is watched a while: a
+            // driver that honours that adds frames without a notify exit.
+            let (ring, guest) = (&self.tx, &self.memory);
+            let started = Instant::now();
+            if self.tx_polling.spin(|| {
+                ring.avail_idx(guest, Ordering::Acquire)
+                    .is_ok_and(|idx| idx.0 != ring.next_avail())
+            }) {
+                continue;
+            }
             match self.tx.enable_notification(&memory) {
                 Ok(true) => continue,
-                Ok(false) => break,
+                Ok(false) => {
+                    self.tx_idle_since = Some(started);
+                    break;
+                }
                 Err(error) => {
                     log::warn!("virtio-net: cannot read the transmit ring: {error}");
                     break;

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use kvmon_tests::{test_guest, QEMU_KVM};
 
-use super::{in_turn, table, Figures, Mode, IMAGE_BYTES, MODERN_MMIO};
+use super::{IMAGE_BYTES, UNITS};
 use crate::bench::stats::{thread_times, vmm_cpu_between};
+use crate::bench::throughput::{in_turn, table, Figures, Mode, MODERN_MMIO};
 
 const MODES: [Mode; 4] = [
     Mode {
@@ -58,7 +59,7 @@ pub fn part(quick: bool) -> Result<String, String> {
         "Firmware test guest on this host's KVM, one request at a time, {requests} requests \
          per run, median of {runs} run(s) per VMM, cache=none on a {} MiB image.\n\n{}",
         IMAGE_BYTES >> 20,
-        table(&MODES, &ours, &theirs)
+        table(&MODES, &UNITS, &ours, &theirs)
     ))
 }
 

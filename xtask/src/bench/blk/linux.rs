@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use kvmon_tests::testhost::TestHost;
 
-use super::{in_turn, table, Figures, Mode, IMAGE_BYTES, MODERN_MMIO};
+use super::{IMAGE_BYTES, UNITS};
 use crate::bench::linux;
-use crate::bench::stats::{thread_times_command, vmm_cpu_between};
+use crate::bench::stats::thread_times_command;
+use crate::bench::throughput::{
+    guest_timed, rounds_in_test_hosts, table, Figures, Mode, TestHostVmm, QEMU_IN_TEST_HOST,
+};
 
 const MODES: [Mode; 4] = [
     Mode {
@@ -42,65 +45,24 @@ const MODES: [Mode; 4] = [
 const RAM_MIB: &str = "256";
 /// How long one boot with its four dd runs may take in the test host.
 const TIMEOUT: Duration = Duration::from_secs(180);
-/// Failed rounds, over the whole benchmark, before it gives up.
-const MAX_FAILURES: usize = 2;
-
-struct Vmm {
-    program: &'static str,
-    machine: &'static [&'static str],
-    globals: &'static [&'static str],
-}
-
-const KVMON: Vmm = Vmm {
-    program: "kvmon",
-    machine: &[],
-    globals: &[],
-};
-const QEMU: Vmm = Vmm {
-    program: linux::QEMU,
-    machine: linux::MICROVM,
-    globals: MODERN_MMIO,
-};
 
 pub fn part(quick: bool) -> Result<String, String> {
     let (runs, requests) = if quick { (1, 100) } else { (5, 2000) };
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    let mut failures = 0;
-    while ours.len() < runs {
-        let round = ours.len() + 1;
-        // Each round in a test host of its own, the VMMs taking turns at
-        // going first.
-        let mut host = TestHost::fresh();
-        match in_turn(round % 2 == 0, &KVMON, &QEMU, |vmm| {
-            measure(&mut host, vmm, requests)
-        }) {
-            Ok((a, b)) => {
-                println!("linux, round {round}: kvmon {a:?}\n  QEMU {b:?}");
-                ours.push(a);
-                theirs.push(b);
-            }
-            // Guests in the emulated test host hang now and then, under
-            // either VMM (RCU stalls): such a round is told and done again.
-            Err(error) if failures < MAX_FAILURES => {
-                failures += 1;
-                println!("linux, round {round} failed, once more: {error}");
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    let (ours, theirs) = rounds_in_test_hosts(runs, &QEMU_IN_TEST_HOST, |host, vmm| {
+        measure(host, vmm, requests)
+    })?;
     Ok(format!(
         "Linux in the test host: Debian's kernel (PVH vmlinux), `-m {RAM_MIB} -smp 1`, its \
          virtio_blk driver, `dd` with O_DIRECT on /dev/vda, {requests} requests per run, median \
          of {runs} run(s) per VMM, each round in a freshly booted test host; cache=none on a {} \
          MiB image on ext2.\n\n{}",
         IMAGE_BYTES >> 20,
-        table(&MODES, &ours, &theirs)
+        table(&MODES, &UNITS, &ours, &theirs)
     ))
 }
 
 /// One boot of `vmm` in `host` that runs each mode's dd: its figures.
-fn measure(host: &mut TestHost, vmm: &Vmm, requests: u64) -> Result<Vec<Figures>, String> {
+fn measure(host: &mut TestHost, vmm: &TestHostVmm, requests: u64) -> Result<Vec<Figures>, String> {
     let image = "/mnt/disk.img";
     // Made once per test host, and written back before each VMM starts: a
     // VMM's O_DIRECT writes would otherwise first wait for dirty pages the
@@ -153,35 +115,10 @@ fn measure(host: &mut TestHost, vmm: &Vmm, requests: u64) -> Result<Vec<Figures>
     let notes = run.noted();
     let mut figures = Vec::new();
     for (mode, job) in MODES.iter().zip(&jobs) {
-        let note = |what: &str| {
-            let needle = format!("dd {what} {job}");
-            notes
-                .iter()
-                .find(|(line, _)| line.contains(&needle))
-                .ok_or_else(|| format!("{}: no line {needle:?} was noted", vmm.program))
-        };
-        let (_, before) = note("begin")?;
-        let (line, after) = note("end")?;
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
-                .unwrap_or_default()
-        };
-        if field("status") != "0" {
-            return Err(format!("{}: dd failed: {line}", vmm.program));
-        }
-        let uptime = |name| {
-            field(name)
-                .parse::<f64>()
-                .map_err(|_| format!("{}: no {name} time in {line:?}", vmm.program))
-        };
-        let elapsed = Duration::from_secs_f64((uptime("end")? - uptime("start")?).max(0.0));
-        figures.push(Figures::new(
-            requests,
-            mode.bytes,
-            elapsed,
-            vmm_cpu_between(before, after).map_err(|e| format!("{}: {e}", vmm.program))?,
-        ));
+        let (elapsed, cpu) =
+            guest_timed(&notes, &format!("dd begin {job}"), &format!("dd end {job}"))
+                .map_err(|e| format!("{}: {e}", vmm.program))?;
+        figures.push(Figures::new(requests, mode.bytes, elapsed, cpu));
     }
     Ok(figures)
 }
