@@ -4,8 +4,11 @@
 //! guest's instructions, the same code under both VMMs.  Over rounds, the
 //! VMMs take turns at going first, and the table shows the medians.
 
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use kvmon_tests::test_guest;
 use kvmon_tests::testhost::TestHost;
 
 use super::stats::vmm_cpu_between;
@@ -87,6 +90,32 @@ pub struct Units {
     pub rate: bool,
     /// Mbit/s (networks) rather than MiB/s (disks).
     pub bits: bool,
+}
+
+/// Starts `program` on this host's KVM (`machine`: its own arguments)
+/// with `ram_mib` of RAM, the test guest playing `append`, and `devices`;
+/// returns it and its serial port, a pipe.
+pub fn start_test_guest(
+    program: &Path,
+    machine: &[&str],
+    ram_mib: &str,
+    append: &str,
+    devices: &[&str],
+) -> Result<(Child, ChildStdout), String> {
+    let mut child = Command::new(program)
+        .args(machine)
+        .args(["-m", ram_mib, "-nodefaults", "-display", "none"])
+        .args(["-serial", "stdio", "-kernel"])
+        .arg(test_guest())
+        .args(["-append", append])
+        .args(devices)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let serial = child.stdout.take().ok_or("no stdout")?;
+    Ok((child, serial))
 }
 
 /// Measures kvmon, then QEMU, or QEMU first when `qemu_first`: over the
@@ -172,20 +201,44 @@ pub type Rounds = Vec<Vec<Figures>>;
 /// gives up.
 const MAX_FAILURES: usize = 2;
 
-/// A VMM as the test host runs it: its program, machine and globals, and
-/// the bus its virtio devices sit on (`virtio-blk-device`, `-pci`).
+/// A VMM as the test host runs it: its program, machine and globals.
 pub struct TestHostVmm {
     pub program: &'static str,
     pub machine: &'static [&'static str],
     pub globals: &'static [&'static str],
-    pub bus: &'static str,
+}
+
+impl TestHostVmm {
+    /// Its arguments for Debian's kernel (PVH vmlinux) and the guest
+    /// initramfs with `append`, on one CPU with `ram_mib` of RAM, the
+    /// serial port on stdout, and no default devices.
+    pub fn linux_args<'a>(&self, ram_mib: &'a str, append: &'a str) -> Vec<&'a str> {
+        let mut args: Vec<&str> = [self.machine, self.globals].concat();
+        args.extend_from_slice(&[
+            "-m",
+            ram_mib,
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-kernel",
+            "vmlinux",
+            "-initrd",
+            "initramfs.cpio",
+            "-append",
+            append,
+        ]);
+        args
+    }
 }
 
 pub const KVMON_IN_TEST_HOST: TestHostVmm = TestHostVmm {
     program: "kvmon",
     machine: &[],
     globals: &[],
-    bus: "device",
 };
 
 /// QEMU's microvm offers the legacy virtio-mmio transport unless told
@@ -196,7 +249,6 @@ pub const QEMU_IN_TEST_HOST: TestHostVmm = TestHostVmm {
     program: super::linux::QEMU,
     machine: super::linux::MICROVM,
     globals: MODERN_MMIO,
-    bus: "device",
 };
 
 /// `runs` rounds of `measure` for both VMMs, each round in a freshly

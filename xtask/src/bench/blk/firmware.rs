@@ -4,14 +4,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use kvmon_tests::{test_guest, QEMU_KVM};
+use kvmon_tests::QEMU_KVM;
 
 use super::{IMAGE_BYTES, UNITS};
 use crate::bench::stats::{thread_times, vmm_cpu_between};
-use crate::bench::throughput::{in_turn, table, Figures, Mode, MODERN_MMIO};
+use crate::bench::throughput::{in_turn, start_test_guest, table, Figures, Mode, MODERN_MMIO};
 
 const MODES: [Mode; 4] = [
     Mode {
@@ -103,20 +102,14 @@ fn measure(
         "file={},format=raw,if=none,id=disk0,cache=none",
         image.display()
     );
-    let mut child = Command::new(program)
-        .args(machine)
-        .args(["-m", "256", "-nodefaults", "-display", "none"])
-        .args(["-serial", "stdio", "-kernel"])
-        .arg(test_guest())
-        .args(["-append", &format!("blk-bench {} {requests}", mode.guest)])
-        .args(["-drive", &drive, "-device", "virtio-blk-device,drive=disk0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let (mut child, stdout) = start_test_guest(
+        program,
+        machine,
+        "256",
+        &format!("blk-bench {} {requests}", mode.guest),
+        &["-drive", &drive, "-device", "virtio-blk-device,drive=disk0"],
+    )?;
     let pid = child.id();
-    let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut begin = None;
     let mut result = Err(format!(
         "{} never finished {}",

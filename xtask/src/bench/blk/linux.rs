@@ -85,28 +85,8 @@ fn measure(host: &mut TestHost, vmm: &TestHostVmm, requests: u64) -> Result<Vec<
         jobs.join(",")
     );
     let drive = format!("file={image},format=raw,if=none,id=disk0,cache=none");
-    let mut args: Vec<&str> = [vmm.machine, vmm.globals].concat();
-    args.extend_from_slice(&[
-        "-m",
-        RAM_MIB,
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-kernel",
-        "vmlinux",
-        "-initrd",
-        "initramfs.cpio",
-        "-append",
-        &append,
-        "-drive",
-        &drive,
-        "-device",
-        "virtio-blk-device,drive=disk0",
-    ]);
+    let mut args = vmm.linux_args(RAM_MIB, &append);
+    args.extend_from_slice(&["-drive", &drive, "-device", "virtio-blk-device,drive=disk0"]);
     let note_threads = format!("read pid <$run/pid; {}", thread_times_command("$pid"));
     let mut run = host.start_noting(vmm.program, &args, "testhost-guest: dd ", &note_threads);
     // The guest powers off after the last dd.

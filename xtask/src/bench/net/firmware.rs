@@ -10,16 +10,17 @@
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kvmon_tests::{test_guest, QEMU_KVM};
+use kvmon_tests::QEMU_KVM;
 
 use crate::bench::stats::{thread_times, vmm_cpu_between};
-use crate::bench::throughput::{in_turn, table, Figures, Mode, Units, MODERN_MMIO};
+use crate::bench::throughput::{
+    in_turn, start_test_guest, table, Figures, Mode, Units, MODERN_MMIO,
+};
 
 const TAP: &str = "kvbench0";
 const MODES: [Mode; 4] = [
@@ -96,20 +97,14 @@ fn round(frames: u64, qemu_first: bool) -> Result<(Vec<Figures>, Vec<Figures>), 
 fn measure(program: &Path, machine: &[&str], mode: &Mode, frames: u64) -> Result<Figures, String> {
     let netdev = format!("tap,id=n0,ifname={TAP},script=no,downscript=no");
     let append = format!("net-bench {} {frames} {}", mode.guest, mode.bytes);
-    let mut child = Command::new(program)
-        .args(machine)
-        .args(["-m", "128", "-nodefaults", "-display", "none"])
-        .args(["-serial", "stdio", "-kernel"])
-        .arg(test_guest())
-        .args(["-append", &append])
-        .args(["-netdev", &netdev, "-device", "virtio-net-device,netdev=n0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let (mut child, stdout) = start_test_guest(
+        program,
+        machine,
+        "128",
+        &append,
+        &["-netdev", &netdev, "-device", "virtio-net-device,netdev=n0"],
+    )?;
     let pid = child.id();
-    let stdout = child.stdout.take().ok_or("no stdout")?;
     let result = follow(BufReader::new(stdout), pid, mode, frames);
     // The guest powers off at the end; anything left is stopped.
     let _ = child.kill();

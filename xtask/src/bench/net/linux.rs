@@ -58,28 +58,12 @@ pub fn part(quick: bool) -> Result<String, String> {
 /// One boot of `vmm` in `host` that streams each way: its figures.
 fn measure(host: &mut TestHost, vmm: &TestHostVmm, mib: u64) -> Result<Vec<Figures>, String> {
     let append = format!("console=ttyS0 quiet scenario=nc-bench mib={mib}");
-    let nic = format!("virtio-net-{},netdev=n0", vmm.bus);
-    let mut args: Vec<&str> = [vmm.machine, vmm.globals].concat();
+    let mut args = vmm.linux_args(RAM_MIB, &append);
     args.extend_from_slice(&[
-        "-m",
-        RAM_MIB,
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-kernel",
-        "vmlinux",
-        "-initrd",
-        "initramfs.cpio",
-        "-append",
-        &append,
         "-netdev",
         "tap,id=n0,ifname=ktap0,script=no,downscript=no",
         "-device",
-        &nic,
+        "virtio-net-device,netdev=n0",
     ]);
     let note_threads = format!("read pid <$run/pid; {}", thread_times_command("$pid"));
     let mut run = host.start_noting(vmm.program, &args, "testhost-guest: nc ", &note_threads);
