@@ -19,16 +19,22 @@ use super::table::{record, rows, Measure, HEADER};
 pub type Part = fn(bool) -> Result<String, String>;
 
 /// `cargo xtask bench NAME [firmware|linux] [--quick] [--record]`: the
-/// firmware half on this host's KVM, the Linux half in the test host, or
-/// both; `--record` puts a full run of both into docs/benchmarks.md.
-pub fn run(name: &str, args: &[String], firmware: Part, linux: Part) -> Result<(), String> {
+/// firmware half on this host's KVM, the Linux half (if it has one) in the
+/// test host, or both; `--record` puts a full run of all into
+/// docs/benchmarks.md.
+pub fn run(name: &str, args: &[String], firmware: Part, linux: Option<Part>) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let record_it = args.iter().any(|a| a == "--record");
     let part = args
         .iter()
         .find(|a| !a.starts_with("--"))
         .map(String::as_str);
-    if !matches!(part, None | Some("firmware" | "linux")) {
+    let known = match part {
+        None | Some("firmware") => true,
+        Some("linux") => linux.is_some(),
+        Some(_) => false,
+    };
+    if !known {
         return Err(format!(
             "usage: cargo xtask bench {name} [firmware|linux] [--quick] [--record]"
         ));
@@ -42,7 +48,7 @@ pub fn run(name: &str, args: &[String], firmware: Part, linux: Part) -> Result<(
     if part != Some("linux") {
         report.push_str(&firmware(quick)?);
     }
-    if part != Some("firmware") {
+    if let Some(linux) = linux.filter(|_| part != Some("firmware")) {
         if !report.is_empty() {
             report.push('\n');
         }
@@ -235,7 +241,7 @@ impl TestHostVmm {
     }
 }
 
-pub const KVMON_IN_TEST_HOST: TestHostVmm = TestHostVmm {
+const KVMON_IN_TEST_HOST: TestHostVmm = TestHostVmm {
     program: "kvmon",
     machine: &[],
     globals: &[],
@@ -245,7 +251,7 @@ pub const KVMON_IN_TEST_HOST: TestHostVmm = TestHostVmm {
 /// otherwise; kvmon offers the modern one.
 pub const MODERN_MMIO: &[&str] = &["-global", "virtio-mmio.force-legacy=false"];
 
-pub const QEMU_IN_TEST_HOST: TestHostVmm = TestHostVmm {
+const QEMU_IN_TEST_HOST: TestHostVmm = TestHostVmm {
     program: super::linux::QEMU,
     machine: super::linux::MICROVM,
     globals: MODERN_MMIO,
@@ -257,7 +263,6 @@ pub const QEMU_IN_TEST_HOST: TestHostVmm = TestHostVmm {
 /// such a round is told and done again, up to [`MAX_FAILURES`] times.
 pub fn rounds_in_test_hosts(
     runs: usize,
-    qemu: &TestHostVmm,
     mut measure: impl FnMut(&mut TestHost, &TestHostVmm) -> Result<Vec<Figures>, String>,
 ) -> Result<(Rounds, Rounds), String> {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -265,9 +270,12 @@ pub fn rounds_in_test_hosts(
     while ours.len() < runs {
         let round = ours.len() + 1;
         let mut host = TestHost::fresh();
-        match in_turn(round % 2 == 0, &KVMON_IN_TEST_HOST, qemu, |vmm| {
-            measure(&mut host, vmm)
-        }) {
+        match in_turn(
+            round % 2 == 0,
+            &KVMON_IN_TEST_HOST,
+            &QEMU_IN_TEST_HOST,
+            |vmm| measure(&mut host, vmm),
+        ) {
             Ok((a, b)) => {
                 println!("linux, round {round}: kvmon {a:?}\n  QEMU {b:?}");
                 ours.push(a);

@@ -17,7 +17,7 @@ use super::{IMAGE_BYTES, UNITS};
 use crate::bench::linux;
 use crate::bench::stats::thread_times_command;
 use crate::bench::throughput::{
-    guest_timed, rounds_in_test_hosts, table, Figures, Mode, TestHostVmm, QEMU_IN_TEST_HOST,
+    guest_timed, rounds_in_test_hosts, table, Figures, Mode, TestHostVmm,
 };
 
 const MODES: [Mode; 4] = [
@@ -48,9 +48,7 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 
 pub fn part(quick: bool) -> Result<String, String> {
     let (runs, requests) = if quick { (1, 100) } else { (5, 2000) };
-    let (ours, theirs) = rounds_in_test_hosts(runs, &QEMU_IN_TEST_HOST, |host, vmm| {
-        measure(host, vmm, requests)
-    })?;
+    let (ours, theirs) = rounds_in_test_hosts(runs, |host, vmm| measure(host, vmm, requests))?;
     Ok(format!(
         "Linux in the test host: Debian's kernel (PVH vmlinux), `-m {RAM_MIB} -smp 1`, its \
          virtio_blk driver, `dd` with O_DIRECT on /dev/vda, {requests} requests per run, median \
