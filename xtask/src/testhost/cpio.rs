@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 const DIRECTORY: u32 = 0o040_755;
@@ -64,12 +64,21 @@ impl Archive {
         Ok(())
     }
 
-    /// Ends the archive.
+    /// Ends the archive, padded with zeros to a whole page: QEMU's microvm
+    /// would otherwise load some sizes over the ACPI tables at the top of
+    /// RAM (docs/testhost.md).
     pub fn finish(mut self) -> Result<(), String> {
         self.entry("TRAILER!!!", 0, &[], (0, 0))?;
-        self.out
-            .flush()
+        self.pad_to_page()
             .map_err(|e| format!("cannot write the archive: {e}"))
+    }
+
+    fn pad_to_page(&mut self) -> io::Result<()> {
+        const PAGE: u64 = 4096;
+        let end = self.out.stream_position()?;
+        let padding = (PAGE - end % PAGE) % PAGE;
+        io::copy(&mut io::repeat(0).take(padding), &mut self.out)?;
+        self.out.flush()
     }
 
     fn parents(&mut self, name: &str) -> Result<(), String> {

@@ -65,6 +65,27 @@ dd-bench)
         echo "testhost-guest: dd end $job status=$status start=$start end=$end"
     done
     poweroff -f ;;
+nc-bench)
+    # cargo xtask bench net: a TCP stream of $mib MiB to the test host
+    # (which listens at 169.254.10.1), then one from it, each timed by the
+    # guest's clock: sending until the receiver has closed, receiving from
+    # the connection on.
+    ip link set eth0 up
+    ip addr add 169.254.10.2/24 dev eth0
+    until ping -c 1 -W 1 169.254.10.1 >/dev/null; do :; done
+    echo "testhost-guest: nc begin tx"
+    read start _ </proc/uptime
+    dd if=/dev/zero bs=64k count=$((mib * 16)) 2>/dev/null | nc 169.254.10.1 5000
+    status=$?
+    read end _ </proc/uptime
+    echo "testhost-guest: nc end tx status=$status start=$start end=$end"
+    nc -l -p 5001 -e sh -c 'read up _ </proc/uptime; echo $up >/tmp/start; cat >/dev/null' </dev/null &
+    echo "testhost-guest: nc begin rx"
+    wait $!
+    status=$?
+    read end _ </proc/uptime
+    echo "testhost-guest: nc end rx status=$status start=$(cat /tmp/start) end=$end"
+    poweroff -f ;;
 rtc)
     # rtc_cmos's alarm interrupt (IRQ 8 from the ACPI node), then the
     # system time written to the clock as `hwclock --systohc` does.

@@ -27,5 +27,5 @@ const UNITS: Units = Units {
 };
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    super::throughput::run("blk", args, firmware::part, Some(linux::part))
+    super::throughput::run("blk", args, firmware::part, linux::part)
 }
