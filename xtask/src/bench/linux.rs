@@ -199,29 +199,40 @@ fn measure(config: &Config, release: &mut Option<String>) -> Result<Figures, Str
 fn arguments(config: &Config, scenario: &str) -> Vec<String> {
     let ram = RAM_MIB.to_string();
     let append = format!("console=ttyS0 quiet scenario={scenario}");
-    let common = [
+    config
+        .machine
+        .iter()
+        .chain(&guest_args(&ram, "2", config.kernel, &append))
+        .map(|a| a.to_string())
+        .collect()
+}
+
+/// A VMM's arguments, after its machine's, for Debian's `kernel` and the
+/// guest initramfs with `append`, on `cpus` CPUs with `ram_mib` of RAM,
+/// the serial port on stdout, and no default devices.
+pub(super) fn guest_args<'a>(
+    ram_mib: &'a str,
+    cpus: &'a str,
+    kernel: &'a str,
+    append: &'a str,
+) -> [&'a str; 15] {
+    [
         "-m",
-        &ram,
+        ram_mib,
         "-smp",
-        "2",
+        cpus,
         "-nodefaults",
         "-display",
         "none",
         "-serial",
         "stdio",
         "-kernel",
-        config.kernel,
+        kernel,
         "-initrd",
         "initramfs.cpio",
         "-append",
-        &append,
-    ];
-    config
-        .machine
-        .iter()
-        .chain(&common)
-        .map(|a| a.to_string())
-        .collect()
+        append,
+    ]
 }
 
 /// Start → ready line, the VM exits until then, and the VMM's memory.

@@ -209,29 +209,11 @@ pub struct TestHostVmm {
 }
 
 impl TestHostVmm {
-    /// Its arguments for Debian's kernel (PVH vmlinux) and the guest
-    /// initramfs with `append`, on one CPU with `ram_mib` of RAM, the
-    /// serial port on stdout, and no default devices.
+    /// Its arguments for Debian's kernel (PVH vmlinux) on one CPU
+    /// ([`super::linux::guest_args`]).
     pub fn linux_args<'a>(&self, ram_mib: &'a str, append: &'a str) -> Vec<&'a str> {
-        let mut args: Vec<&str> = [self.machine, self.globals].concat();
-        args.extend_from_slice(&[
-            "-m",
-            ram_mib,
-            "-smp",
-            "1",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-kernel",
-            "vmlinux",
-            "-initrd",
-            "initramfs.cpio",
-            "-append",
-            append,
-        ]);
-        args
+        let guest = super::linux::guest_args(ram_mib, "1", "vmlinux", append);
+        [self.machine, self.globals, &guest].concat()
     }
 }
 
