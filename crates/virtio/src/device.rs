@@ -5,12 +5,15 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use devices::IrqLine;
 use virtio_bindings::virtio_mmio::{VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING};
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
+
+use crate::response_time::ResponseTime;
 
 /// A virtio device behind a transport.
 pub trait VirtioDevice: Send {
@@ -78,13 +81,15 @@ impl fmt::Display for ActivateError {
 }
 
 /// A device's interrupt: the reasons pending in its InterruptStatus
-/// register, the line that tells the guest to read it, and the generation
-/// of its configuration space, which each change advances.
+/// register, the line that tells the guest to read it, the generation
+/// of its configuration space, which each change advances, and how long
+/// the driver takes to answer.
 #[derive(Debug, Clone)]
 pub struct Interrupt {
     status: Arc<AtomicU32>,
     generation: Arc<AtomicU32>,
     line: IrqLine,
+    response: Arc<ResponseTime>,
 }
 
 impl Interrupt {
@@ -93,6 +98,7 @@ impl Interrupt {
             status: Arc::new(AtomicU32::new(0)),
             generation: Arc::new(AtomicU32::new(0)),
             line,
+            response: Arc::default(),
         }
     }
 
@@ -108,7 +114,9 @@ impl Interrupt {
     }
 
     fn raise(&self, reason: u32) {
-        self.status.fetch_or(reason, Ordering::SeqCst);
+        if self.status.fetch_or(reason, Ordering::SeqCst) == 0 {
+            self.response.raised();
+        }
         if let Err(error) = self.line.trigger() {
             log::warn!("cannot raise a virtio interrupt: {error}");
         }
@@ -122,6 +130,13 @@ impl Interrupt {
     /// The driver has handled `reasons`.
     pub fn acknowledge(&self, reasons: u32) {
         self.status.fetch_and(!reasons, Ordering::SeqCst);
+        self.response.answered();
+    }
+
+    /// How long the driver takes, on average, from the line being raised
+    /// to its acknowledgement.
+    pub fn response_time(&self) -> Duration {
+        self.response.mean()
     }
 
     pub fn config_generation(&self) -> u32 {

@@ -13,6 +13,7 @@ mod device_thread;
 mod mmio;
 pub mod net;
 mod polling;
+mod response_time;
 mod segments;
 #[cfg(test)]
 mod testing;

@@ -125,7 +125,7 @@ impl DriverQueue {
             if Instant::now() >= deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_micros(100));
         }
         let slot = self.used() + 4 + 8 * u64::from(self.used_seen % self.size);
         self.used_seen = self.used_seen.wrapping_add(1);

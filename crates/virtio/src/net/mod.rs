@@ -7,6 +7,7 @@
 
 mod ctrl;
 mod filter;
+mod pause;
 mod tap;
 mod worker;
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use devices::IrqLine;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::pause::MAX_PAUSE;
 use super::*;
 use crate::testing::{Desc, DriverQueue};
 use crate::{Activation, Interrupt, VirtioDevice};
@@ -156,6 +157,7 @@ struct Driver {
     wire: Wire,
     announced: Arc<Mutex<usize>>,
     tap: String,
+    interrupt: Interrupt,
 }
 
 impl Driver {
@@ -167,6 +169,7 @@ impl Driver {
         let count = announced.clone();
         let mut net = Net::new(tap, MAC, Box::new(move || *count.lock().unwrap() += 1));
         let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEMORY)]).unwrap();
+        let interrupt = Interrupt::new(IrqLine::new(5).unwrap());
         let queues: Vec<DriverQueue> = (0..3)
             .map(|i| {
                 DriverQueue::new(&memory, RINGS + 0x4000 * i as u64, 16)
@@ -178,7 +181,7 @@ impl Driver {
             queues: queues.iter().map(|q| q.queue(256)).collect(),
             notifiers: queues.iter().map(DriverQueue::notifier).collect(),
             accepted: net.features() & features,
-            interrupt: Interrupt::new(IrqLine::new(5).unwrap()),
+            interrupt: interrupt.clone(),
         })
         .unwrap();
         Driver {
@@ -188,6 +191,7 @@ impl Driver {
             wire,
             announced,
             tap: name,
+            interrupt,
         }
     }
 
@@ -214,6 +218,22 @@ impl Driver {
         self.queues[2].write_chain(0, &[(at, bytes.len() as u32, false), (ack, 1, true)], false);
         assert_eq!(self.queues[2].submit(0).1, 1);
         self.memory.read_obj(GuestAddress(ack)).unwrap()
+    }
+
+    /// Waits for the next frame of the test's EtherType in the receive
+    /// queue, offering each buffer used again; when it was seen.
+    fn receive_ours(&mut self) -> Instant {
+        loop {
+            let (id, _) = self.queues[0]
+                .next_used(Duration::from_secs(5))
+                .expect("no frame");
+            let at = BUFFERS + u64::from(id) * 0x1_0000;
+            let ours = self.guest_bytes(at + VNET_HDR_LEN as u64 + 12, 2) == ETHERTYPE;
+            self.queues[0].offer(id as u16);
+            if ours {
+                return Instant::now();
+            }
+        }
     }
 
     fn guest_bytes(&self, at: u64, len: usize) -> Vec<u8> {
@@ -414,4 +434,29 @@ fn a_tap_that_vanishes_is_logged_and_counted_and_the_nic_lives_on() {
         .filter_map(|(tid, now)| Some(now - before.get(tid)?))
         .sum();
     assert!(spent < 100_000_000, "NIC threads used {spent} ns in 0.5 s");
+}
+
+#[test]
+fn frames_wait_while_the_guest_answers_a_receive_interrupt() {
+    use virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_VRING;
+    // Without event indexes every batch handed over raises the line.
+    let mut d = Driver::new(ALL & !(1 << VIRTIO_RING_F_EVENT_IDX));
+    d.offer_rx(16, 2048);
+    // A guest that takes 6 ms to acknowledge each interrupt.
+    for _ in 0..6 {
+        d.wire.send(&frame(MAC, 100));
+        d.receive_ours();
+        std::thread::sleep(Duration::from_millis(6));
+        d.interrupt.acknowledge(VIRTIO_MMIO_INT_VRING);
+    }
+    assert!(d.interrupt.response_time() >= MAX_PAUSE);
+    // The next frame raises an interrupt; the one after it waits the
+    // longest pause before it is handed over, and is not lost.
+    let sent = Instant::now();
+    d.wire.send(&frame(MAC, 100));
+    d.receive_ours();
+    d.wire.send(&frame(MAC, 100));
+    let waited = d.receive_ours() - sent;
+    assert!(waited >= MAX_PAUSE, "{waited:?}");
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
 }

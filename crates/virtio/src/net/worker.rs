@@ -1,7 +1,8 @@
 //! A NIC's thread while the driver runs it.  It waits for the queues'
 //! notifiers and the tap, and moves frames: from the tap through the
 //! receive filter into the guest's receive buffers (spread over several
-//! when they are mergeable), and from the transmit queue to the tap
+//! when they are mergeable; in batches while the guest answers an
+//! interrupt), and from the transmit queue to the tap
 //! straight out of guest memory.  It answers the control queue too.  A
 //! full tap or a guest without buffers makes it wait, never drop what the
 //! guest sent; what the tap refuses is counted and logged.
@@ -17,6 +18,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::ctrl::{self, Effect};
+use super::pause::ReceivePause;
 use super::tap::{Tap, VNET_HDR_LEN};
 use super::{NetCounters, NetHandle};
 use crate::device::{Activation, Interrupt};
@@ -51,6 +53,8 @@ pub(super) struct Worker {
     pending: usize,
     /// The guest has no receive buffers: the tap is not read meanwhile.
     starved: bool,
+    /// Nor while the guest is answering a receive interrupt.
+    pause: ReceivePause,
     /// The tap took no more: transmitting waits until it is writable.
     blocked: bool,
     /// Transmit errors logged, so a vanished tap does not flood the log.
@@ -116,6 +120,7 @@ impl Worker {
             frame: vec![0; FRAME_BUFFER],
             pending: 0,
             starved: false,
+            pause: ReceivePause::new()?,
             blocked: false,
             errors_logged: 0,
             tx_polling: AdaptivePoll::default(),
@@ -131,7 +136,7 @@ impl Worker {
         self.serve_ctrl();
         loop {
             let mut tap_events = 0;
-            if !self.starved {
+            if self.may_receive() {
                 tap_events |= libc::POLLIN;
             }
             if self.blocked {
@@ -143,10 +148,14 @@ impl Worker {
             } else {
                 self.tap.as_raw_fd()
             };
-            let wanted: Vec<_> = [(stop.as_raw_fd(), libc::POLLIN), (tap_fd, tap_events)]
-                .into_iter()
-                .chain(self.notifiers.iter().map(|n| (n.as_raw_fd(), libc::POLLIN)))
-                .collect();
+            let wanted: Vec<_> = [
+                (stop.as_raw_fd(), libc::POLLIN),
+                (tap_fd, tap_events),
+                (self.pause.fd(), libc::POLLIN),
+            ]
+            .into_iter()
+            .chain(self.notifiers.iter().map(|n| (n.as_raw_fd(), libc::POLLIN)))
+            .collect();
             let events = match wait_for(&wanted) {
                 Ok(events) => events,
                 Err(error) => {
@@ -160,11 +169,14 @@ impl Worker {
             }
             let tap = fired(1);
             if fired(2) != 0 {
+                self.pause.end();
+            }
+            if fired(3) != 0 {
                 let _ = self.notifiers[0].read();
                 self.starved = false;
                 let _ = self.rx.disable_notification(&self.memory);
             }
-            if fired(3) != 0 || tap & libc::POLLOUT != 0 {
+            if fired(4) != 0 || tap & libc::POLLOUT != 0 {
                 let _ = self.notifiers[1].read();
                 if let Some(since) = self.tx_idle_since.take() {
                     self.tx_polling.missed_by(since.elapsed());
@@ -172,7 +184,7 @@ impl Worker {
                 self.blocked = false;
                 self.transmit();
             }
-            if fired(4) != 0 {
+            if fired(5) != 0 {
                 let _ = self.notifiers[2].read();
                 self.serve_ctrl();
             }
@@ -180,10 +192,16 @@ impl Worker {
             if tap & (libc::POLLERR | libc::POLLHUP) != 0 {
                 self.lose_tap();
             }
-            if !self.starved && !self.tap_gone {
+            if self.may_receive() && !self.tap_gone {
                 self.receive();
             }
         }
+    }
+
+    /// Whether the tap is to be read: the guest has buffers for what it
+    /// holds, and is not answering a receive interrupt.
+    fn may_receive(&self) -> bool {
+        !self.starved && !self.pause.is_on()
     }
 
     /// Reads frames from the tap and hands each the filter passes to the
@@ -233,8 +251,8 @@ impl Worker {
                 }
             }
         }
-        if delivered {
-            self.signal(Which::Rx);
+        if delivered && self.signal(Which::Rx) {
+            self.pause.begin(self.interrupt.response_time());
         }
     }
 
@@ -478,19 +496,27 @@ impl Worker {
         }
     }
 
-    fn signal(&mut self, which: Which) {
+    /// Interrupts the driver for `which` queue's used buffers, unless it
+    /// asked not to be; whether it was.
+    fn signal(&mut self, which: Which) -> bool {
         let queue = match which {
             Which::Rx => &mut self.rx,
             Which::Tx => &mut self.tx,
             Which::Ctrl => match self.ctrl.as_mut() {
                 Some(queue) => queue,
-                None => return,
+                None => return false,
             },
         };
         match queue.needs_notification(&self.memory) {
-            Ok(true) => self.interrupt.used_buffers(),
-            Ok(false) => {}
-            Err(error) => log::warn!("virtio-net: cannot read a used event: {error}"),
+            Ok(true) => {
+                self.interrupt.used_buffers();
+                true
+            }
+            Ok(false) => false,
+            Err(error) => {
+                log::warn!("virtio-net: cannot read a used event: {error}");
+                false
+            }
         }
     }
 }

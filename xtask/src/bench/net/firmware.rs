@@ -1,7 +1,9 @@
 //! The firmware half of `bench net`: kvmon and QEMU's microvm, both on
 //! this host's KVM, the test guest's own driver at the NIC
 //! (`net-bench tx|rx FRAMES BYTES`).  The tap is this host's, up, with no
-//! address and no IPv6, so the host's kernel sends nothing on it.  A
+//! address and no IPv6, so the host's kernel sends nothing on it; it is
+//! made persistent before the VMMs open it, so that its counters outlast
+//! a VMM that exits the moment its guest has finished.  A
 //! packet socket on it sends the guest its go frame and, host to guest,
 //! the frames: no more than a window ahead of what the VMM has read (the
 //! tap's tx_packets), so the tap's queue never drops one.  Guest to host,
@@ -59,6 +61,7 @@ const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 
 pub fn part(quick: bool) -> Result<String, String> {
     let (runs, frames) = if quick { (1, 2000) } else { (5, 20000) };
+    let _tap = PersistentTap::add(TAP)?;
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for number in 0..runs {
@@ -160,6 +163,27 @@ fn statistic(name: &str) -> Result<u64, String> {
 /// Frames the VMM wrote to the tap.
 fn rx_packets() -> Result<u64, String> {
     statistic("rx_packets")
+}
+
+/// A tap that lives until this is dropped, whoever opens and closes it.
+struct PersistentTap(&'static str);
+
+impl PersistentTap {
+    fn add(name: &'static str) -> Result<PersistentTap, String> {
+        // One left by a bench that was killed.
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        crate::process::run("ip", &["tuntap", "add", "dev", name, "mode", "tap"], &[])?;
+        Ok(PersistentTap(name))
+    }
+}
+
+impl Drop for PersistentTap {
+    fn drop(&mut self) {
+        let _ = crate::process::run("ip", &["link", "del", self.0], &[]);
+    }
 }
 
 /// This host's end of the tap: a packet socket that sends on it.
