@@ -113,6 +113,13 @@ impl DriverQueue {
         }
     }
 
+    /// With event indexes, asks for an interrupt once the device has used
+    /// the element at `index`.
+    pub fn set_used_event(&self, index: u16) {
+        let at = self.avail() + 4 + 2 * u64::from(self.size);
+        self.memory.write_obj(index, GuestAddress(at)).unwrap();
+    }
+
     /// The next used buffer (id, length), if the device returns one
     /// within `timeout`.
     pub fn next_used(&mut self, timeout: Duration) -> Option<(u32, u32)> {

@@ -9,6 +9,7 @@ mod ctrl;
 mod filter;
 mod pause;
 mod tap;
+mod used_together;
 mod worker;
 
 #[cfg(test)]

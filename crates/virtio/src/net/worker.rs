@@ -20,6 +20,7 @@ use vmm_sys_util::eventfd::EventFd;
 use super::ctrl::{self, Effect};
 use super::pause::ReceivePause;
 use super::tap::{Tap, VNET_HDR_LEN};
+use super::used_together::{add_used_together, UsedSignal};
 use super::{NetCounters, NetHandle};
 use crate::device::{Activation, Interrupt};
 use crate::polling::AdaptivePoll;
@@ -42,6 +43,9 @@ pub(super) struct Worker {
     handle: NetHandle,
     interrupt: Interrupt,
     rx: Queue,
+    /// Where the receive queue last considered an interrupt: its elements
+    /// go in several at a time (add_used_together).
+    rx_signal: UsedSignal,
     tx: Queue,
     ctrl: Option<Queue>,
     /// Receive, transmit and control, as the queues.
@@ -113,6 +117,7 @@ impl Worker {
             handle,
             interrupt,
             rx,
+            rx_signal: UsedSignal::default(),
             tx,
             ctrl,
             notifiers,
@@ -318,9 +323,10 @@ impl Worker {
             // One buffer too small for the frame: the frame is dropped.
             NetCounters::count(&self.handle.counters().rx_dropped);
         }
-        let used = buffers.len() as u16;
-        self.frame[NUM_BUFFERS..NUM_BUFFERS + 2].copy_from_slice(&used.to_le_bytes());
+        let count = buffers.len() as u16;
+        self.frame[NUM_BUFFERS..NUM_BUFFERS + 2].copy_from_slice(&count.to_le_bytes());
         let mut written = 0;
+        let mut used = Vec::with_capacity(buffers.len());
         for (head, mut writer) in buffers {
             let part = writer.available_bytes().min(len.saturating_sub(written));
             let done = if room < len { 0 } else { part };
@@ -332,9 +338,10 @@ impl Worker {
                 log::debug!("virtio-net: a receive buffer could not be written");
             }
             written += done;
-            if let Err(error) = self.rx.add_used(&memory, head, done as u32) {
-                log::warn!("virtio-net: cannot return a receive buffer: {error}");
-            }
+            used.push((head, done as u32));
+        }
+        if let Err(error) = add_used_together(&mut self.rx, &memory, &used) {
+            log::warn!("virtio-net: cannot return receive buffers: {error}");
         }
         Some(())
     }
@@ -500,14 +507,23 @@ impl Worker {
     /// asked not to be; whether it was.
     fn signal(&mut self, which: Which) -> bool {
         let queue = match which {
-            Which::Rx => &mut self.rx,
+            Which::Rx => {
+                let needed = self.rx_signal.needed(&self.rx, &self.memory);
+                return self.raise_if(needed);
+            }
             Which::Tx => &mut self.tx,
             Which::Ctrl => match self.ctrl.as_mut() {
                 Some(queue) => queue,
                 None => return false,
             },
         };
-        match queue.needs_notification(&self.memory) {
+        let needed = queue.needs_notification(&self.memory);
+        self.raise_if(needed)
+    }
+
+    /// Raises the used-buffer interrupt if the driver asked for it.
+    fn raise_if(&self, needed: Result<bool, virtio_queue::Error>) -> bool {
+        match needed {
             Ok(true) => {
                 self.interrupt.used_buffers();
                 true
