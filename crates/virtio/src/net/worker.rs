@@ -506,23 +506,14 @@ impl Worker {
     /// Interrupts the driver for `which` queue's used buffers, unless it
     /// asked not to be; whether it was.
     fn signal(&mut self, which: Which) -> bool {
-        let queue = match which {
-            Which::Rx => {
-                let needed = self.rx_signal.needed(&self.rx, &self.memory);
-                return self.raise_if(needed);
-            }
-            Which::Tx => &mut self.tx,
+        let needed = match which {
+            Which::Rx => self.rx_signal.needed(&self.rx, &self.memory),
+            Which::Tx => self.tx.needs_notification(&self.memory),
             Which::Ctrl => match self.ctrl.as_mut() {
-                Some(queue) => queue,
+                Some(queue) => queue.needs_notification(&self.memory),
                 None => return false,
             },
         };
-        let needed = queue.needs_notification(&self.memory);
-        self.raise_if(needed)
-    }
-
-    /// Raises the used-buffer interrupt if the driver asked for it.
-    fn raise_if(&self, needed: Result<bool, virtio_queue::Error>) -> bool {
         match needed {
             Ok(true) => {
                 self.interrupt.used_buffers();
