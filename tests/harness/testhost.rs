@@ -425,6 +425,17 @@ impl Run<'_> {
         self.host.shell(command)
     }
 
+    /// The same, with an error instead of a panic when the command fails
+    /// or does not finish (a guest that hangs, for a bench to retry).
+    pub fn try_shell(&mut self, command: &str) -> Result<String, String> {
+        match self.host.try_shell(command)? {
+            (output, 0) => Ok(output),
+            (output, status) => Err(format!(
+                "{command:?} failed in the test host ({status}):\n{output}"
+            )),
+        }
+    }
+
     /// For a run started with [`TestHost::start_timed`]: from its start to
     /// the first output line with the needle, by the test host's clock
     /// (10 ms steps), once that line has come.

@@ -5,6 +5,7 @@
 //! side: the link (`set_link`), the filter (`query-rx-filter`) and when a
 //! change of it is announced (NIC_RX_FILTER_CHANGED).
 
+mod coalesce;
 mod ctrl;
 mod filter;
 mod pause;

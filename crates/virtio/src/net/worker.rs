@@ -2,8 +2,8 @@
 //! notifiers and the tap, and moves frames: from the tap through the
 //! receive filter into the guest's receive buffers (spread over several
 //! when they are mergeable; in batches while the guest answers an
-//! interrupt), and from the transmit queue to the tap
-//! straight out of guest memory.  It answers the control queue too.  A
+//! interrupt; TCP segments that wait together joined into one), and from
+//! the transmit queue to the tap straight out of guest memory.  It answers the control queue too.  A
 //! full tap or a guest without buffers makes it wait, never drop what the
 //! guest sent; what the tap refuses is counted and logged.
 
@@ -17,6 +17,7 @@ use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
+use super::coalesce::Joined;
 use super::ctrl::{self, Effect};
 use super::pause::ReceivePause;
 use super::tap::{Tap, VNET_HDR_LEN};
@@ -61,6 +62,13 @@ pub(super) struct Worker {
     pause: ReceivePause,
     /// The tap took no more: transmitting waits until it is writable.
     blocked: bool,
+    /// Whether segments waiting in the tap may join (coalesce.rs): the
+    /// guest takes TCP segmentation offload into mergeable buffers.
+    joins: bool,
+    /// A frame read from the tap that did not join the one before it,
+    /// kept for the next delivery; `held` bytes of it.
+    held_frame: Vec<u8>,
+    held: usize,
     /// Transmit errors logged, so a vanished tap does not flood the log.
     errors_logged: u64,
     /// How long to watch the transmit ring, notifications off, before
@@ -71,6 +79,12 @@ pub(super) struct Worker {
     /// (it would report an error at once, forever); what the guest sends
     /// is counted as refused.
     tap_gone: bool,
+}
+
+/// Whether the guest's receive offloads let segments join.
+fn joins(offloads: u64) -> bool {
+    let wanted = 1 << VIRTIO_NET_F_GUEST_CSUM | 1 << VIRTIO_NET_F_GUEST_TSO4;
+    offloads & wanted == wanted
 }
 
 /// The tap offloads the guest's receive features allow.
@@ -105,6 +119,7 @@ impl Worker {
             .next()
             .filter(|_| accepted & 1 << VIRTIO_NET_F_CTRL_VQ != 0);
         tap.set_offloads(tap_offloads(accepted))?;
+        let mergeable = accepted & 1 << VIRTIO_NET_F_MRG_RXBUF != 0;
         // Receive buffers are not waited for until a frame lacks them
         // (ask_for_buffers): meanwhile the driver need not notify.
         let mut rx = rx;
@@ -121,8 +136,11 @@ impl Worker {
             tx,
             ctrl,
             notifiers,
-            mergeable: accepted & 1 << VIRTIO_NET_F_MRG_RXBUF != 0,
+            mergeable,
             frame: vec![0; FRAME_BUFFER],
+            joins: mergeable && joins(accepted),
+            held_frame: vec![0; FRAME_BUFFER],
+            held: 0,
             pending: 0,
             starved: false,
             pause: ReceivePause::new()?,
@@ -214,6 +232,11 @@ impl Worker {
     fn receive(&mut self) {
         let mut delivered = false;
         loop {
+            if self.pending == 0 && self.held > 0 {
+                std::mem::swap(&mut self.frame, &mut self.held_frame);
+                self.pending = std::mem::take(&mut self.held);
+                self.join_followers();
+            }
             if self.pending == 0 {
                 let len = match self.tap.file().read(&mut self.frame) {
                     Ok(len) => len,
@@ -229,6 +252,7 @@ impl Worker {
                     }
                 };
                 self.pending = len;
+                self.join_followers();
             }
             // The filter as it is when the guest can take the frame.
             let len = self.pending;
@@ -259,6 +283,29 @@ impl Worker {
         if delivered && self.signal(Which::Rx) {
             self.pause.begin(self.interrupt.response_time());
         }
+    }
+
+    /// Joins to the pending frame the segments of its TCP connection that
+    /// wait behind it in the tap; the first that does not join is held for
+    /// the next delivery.  A read that fails is left for the next read to
+    /// report.
+    fn join_followers(&mut self) {
+        if !self.joins {
+            return;
+        }
+        let Some(mut joined) = Joined::start(&self.frame[..self.pending]) else {
+            return;
+        };
+        while joined.is_open() {
+            let Ok(len) = self.tap.file().read(&mut self.held_frame) else {
+                break;
+            };
+            if !joined.append(&mut self.frame, &mut self.pending, &self.held_frame[..len]) {
+                self.held = len;
+                break;
+            }
+        }
+        joined.finish(&mut self.frame, self.pending);
     }
 
     /// Asks the driver to notify the receive queue when it adds a buffer
@@ -493,6 +540,7 @@ impl Worker {
             }
             answered = true;
             if let Effect::Offloads(offloads) = effect {
+                self.joins = self.mergeable && joins(offloads);
                 if let Err(error) = self.tap.set_offloads(tap_offloads(offloads)) {
                     log::warn!("virtio-net: cannot set the tap's offloads: {error}");
                 }

@@ -72,13 +72,14 @@ fn measure(host: &mut TestHost, vmm: &TestHostVmm, mib: u64) -> Result<Vec<Figur
     run.try_wait_for_output("testhost-guest: nc begin rx", 1, TIMEOUT)
         .map_err(failed)?;
     // The guest's listener may not be bound yet when it says so.
-    run.shell(&format!(
+    run.try_shell(&format!(
         "for i in $(seq 50); do \
            dd if=/dev/zero bs=64k count={} 2>/dev/null | nc 169.254.10.2 5001 2>/dev/null && break; \
            usleep 100000; \
          done",
         mib * 16
-    ));
+    ))
+    .map_err(failed)?;
     run.try_wait_for_output(linux::POWERED_DOWN, 1, TIMEOUT)
         .map_err(failed)?;
     let notes = run.noted();
