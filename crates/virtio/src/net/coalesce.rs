@@ -26,8 +26,8 @@ const IP: usize = VNET_HDR_LEN + 14;
 const TCP: usize = IP + 20;
 /// The part of the virtio-net header that must match: all but num_buffers.
 const VNET_COMPARED: usize = 10;
-const TCP_ACK: u8 = 0x10;
-const TCP_PSH: u8 = 0x08;
+pub(super) const TCP_ACK: u8 = 0x10;
+pub(super) const TCP_PSH: u8 = 0x08;
 /// The IPv4 total length's limit.
 const IP_MAX: usize = 0xffff;
 
@@ -68,10 +68,11 @@ fn segment(frame: &[u8]) -> Option<Segment> {
     let tcp = &frame[TCP..];
     let headers = TCP + usize::from(tcp[12] >> 4) * 4;
     let flags = tcp[13];
-    if headers < TCP + 20 || headers >= frame.len() || flags & !(TCP_ACK | TCP_PSH) != 0 {
-        return None;
-    }
-    if flags & TCP_ACK == 0 {
+    if headers < TCP + 20
+        || headers >= frame.len()
+        || flags & !(TCP_ACK | TCP_PSH) != 0
+        || flags & TCP_ACK == 0
+    {
         return None;
     }
     Some(Segment {

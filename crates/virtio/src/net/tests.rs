@@ -482,8 +482,7 @@ fn frames_wait_while_the_guest_answers_a_receive_interrupt() {
 #[test]
 fn segments_waiting_in_the_tap_reach_the_guest_as_one_offloaded_frame() {
     use super::coalesce::tests::{tcp_segment, MSS};
-    const ACK: u8 = 0x10;
-    const PSH: u8 = 0x08;
+    use super::coalesce::{TCP_ACK as ACK, TCP_PSH as PSH};
     let mut d = Driver::new(ALL);
     d.wire.send_with_vnet_headers();
     // The packet socket's header is virtio-net's without num_buffers.

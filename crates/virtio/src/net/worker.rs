@@ -3,9 +3,10 @@
 //! receive filter into the guest's receive buffers (spread over several
 //! when they are mergeable; in batches while the guest answers an
 //! interrupt; TCP segments that wait together joined into one), and from
-//! the transmit queue to the tap straight out of guest memory.  It answers the control queue too.  A
-//! full tap or a guest without buffers makes it wait, never drop what the
-//! guest sent; what the tap refuses is counted and logged.
+//! the transmit queue to the tap straight out of guest memory.  It answers
+//! the control queue too.  A full tap or a guest without buffers makes it
+//! wait, never drop what the guest sent; what the tap refuses is counted
+//! and logged.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -232,26 +233,26 @@ impl Worker {
     fn receive(&mut self) {
         let mut delivered = false;
         loop {
-            if self.pending == 0 && self.held > 0 {
-                std::mem::swap(&mut self.frame, &mut self.held_frame);
-                self.pending = std::mem::take(&mut self.held);
-                self.join_followers();
-            }
             if self.pending == 0 {
-                let len = match self.tap.file().read(&mut self.frame) {
-                    Ok(len) => len,
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(error) if error.raw_os_error() == Some(libc::EBADFD) => {
-                        self.lose_tap();
-                        break;
-                    }
-                    Err(error) => {
-                        log::warn!("virtio-net: cannot read from the tap: {error}");
-                        self.starved = true;
-                        break;
-                    }
-                };
-                self.pending = len;
+                if self.held > 0 {
+                    // The frame the last join read and did not take.
+                    std::mem::swap(&mut self.frame, &mut self.held_frame);
+                    self.pending = std::mem::take(&mut self.held);
+                } else {
+                    self.pending = match self.tap.file().read(&mut self.frame) {
+                        Ok(len) => len,
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(error) if error.raw_os_error() == Some(libc::EBADFD) => {
+                            self.lose_tap();
+                            break;
+                        }
+                        Err(error) => {
+                            log::warn!("virtio-net: cannot read from the tap: {error}");
+                            self.starved = true;
+                            break;
+                        }
+                    };
+                }
                 self.join_followers();
             }
             // The filter as it is when the guest can take the frame.
